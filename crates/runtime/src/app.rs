@@ -28,15 +28,24 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("addr", &self.local_addr()).finish_non_exhaustive()
+        f.debug_struct("App")
+            .field("addr", &self.local_addr())
+            .finish_non_exhaustive()
     }
 }
 
 impl App {
     /// Binds `addr` (port 0 picks a free port).
     pub async fn bind(addr: SocketAddr, router: Router) -> anyhow::Result<App> {
-        let listener = TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
-        Ok(App { listener, router, health: None, drain_deadline: Duration::from_secs(10) })
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))?;
+        Ok(App {
+            listener,
+            router,
+            health: None,
+            drain_deadline: Duration::from_secs(10),
+        })
     }
 
     /// Marks `health` as draining when shutdown begins.
@@ -55,7 +64,9 @@ impl App {
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The bound port.
@@ -64,8 +75,16 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then drains.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let App { listener, router, health, drain_deadline } = self;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            router,
+            health,
+            drain_deadline,
+        } = self;
         let graceful = GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.max_buf_size(MAX_HEADER_BYTES)

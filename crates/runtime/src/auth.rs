@@ -34,7 +34,12 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Claims>().cloned().map(AuthUser).ok_or_else(Problem::missing_token)
+        parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .map(AuthUser)
+            .ok_or_else(Problem::missing_token)
     }
 }
 
@@ -50,7 +55,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminUser {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let claims = parts.extensions.get::<Claims>().cloned().ok_or_else(Problem::missing_token)?;
+        let claims = parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .ok_or_else(Problem::missing_token)?;
         if claims.is_admin() {
             Ok(AdminUser(claims))
         } else {

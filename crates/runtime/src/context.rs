@@ -65,7 +65,14 @@ impl RequestContext {
             Some(p) => (p.trace_id, Some(p.span_id), p.flags),
             None => (random_hex(16), None, 1),
         };
-        Self { request_id, trace_id, span_id: random_hex(8), parent_span_id, flags, path: path.to_owned() }
+        Self {
+            request_id,
+            trace_id,
+            span_id: random_hex(8),
+            parent_span_id,
+            flags,
+            path: path.to_owned(),
+        }
     }
 
     /// The `traceparent` naming this hop as parent, for responses and outgoing calls.
@@ -119,16 +126,23 @@ pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some(TraceParent { trace_id: trace_id.to_owned(), span_id: span_id.to_owned(), flags })
+    Some(TraceParent {
+        trace_id: trace_id.to_owned(),
+        span_id: span_id.to_owned(),
+        flags,
+    })
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Whether a client-sent request id is kept: 1–128 characters of `[A-Za-z0-9._-]`.
 pub fn is_valid_request_id(v: &str) -> bool {
-    (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// A fresh request id (a UUIDv7: sortable, unique).
@@ -156,12 +170,17 @@ mod tests {
     #[test]
     fn keeps_the_callers_trace_and_starts_a_new_span() {
         let mut h = HeaderMap::new();
-        h.insert(TRACEPARENT, HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        h.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
         let ctx = RequestContext::from_headers(&h, "/x");
         assert_eq!(ctx.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(ctx.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
         assert_ne!(ctx.span_id, "00f067aa0ba902b7");
-        assert!(ctx.traceparent().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(ctx
+            .traceparent()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
     }
 
     #[test]
@@ -187,7 +206,10 @@ mod tests {
         assert_ne!(ctx.request_id, "bad id with spaces");
         assert!(is_valid_request_id(&ctx.request_id));
         h.insert(REQUEST_ID, HeaderValue::from_static("abc.DEF_1-2"));
-        assert_eq!(RequestContext::from_headers(&h, "/").request_id, "abc.DEF_1-2");
+        assert_eq!(
+            RequestContext::from_headers(&h, "/").request_id,
+            "abc.DEF_1-2"
+        );
     }
 
     proptest! {

@@ -27,11 +27,17 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json_content_type(req.headers()) {
-            return Err(Problem::new(ProblemKind::UnsupportedMediaType, "The body must be application/json."));
+            return Err(Problem::new(
+                ProblemKind::UnsupportedMediaType,
+                "The body must be application/json.",
+            ));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(ProblemKind::PayloadTooLarge, "The body is larger than this route accepts.")
+                Problem::new(
+                    ProblemKind::PayloadTooLarge,
+                    "The body is larger than this route accepts.",
+                )
             } else {
                 Problem::malformed("The body could not be read.")
             }
@@ -63,14 +69,25 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 }
 
 fn malformed(err: &serde_json::Error) -> Problem {
-    Problem::malformed(format!("The body is not valid JSON: {}.", strip_position(&err.to_string())))
+    Problem::malformed(format!(
+        "The body is not valid JSON: {}.",
+        strip_position(&err.to_string())
+    ))
 }
 
 fn is_json_content_type(headers: &http::HeaderMap) -> bool {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -134,9 +151,12 @@ where
 }
 
 fn serde_urlencoded_like<T: DeserializeOwned>(q: &str) -> Result<T, Problem> {
-    axum::extract::Query::<T>::try_from_uri(&http::Uri::try_from(format!("/?{q}")).map_err(|_| Problem::malformed("The query string is malformed."))?)
-        .map(|axum::extract::Query(v)| v)
-        .map_err(|e| Problem::malformed(format!("Bad query parameter: {}", e.body_text())))
+    axum::extract::Query::<T>::try_from_uri(
+        &http::Uri::try_from(format!("/?{q}"))
+            .map_err(|_| Problem::malformed("The query string is malformed."))?,
+    )
+    .map(|axum::extract::Query(v)| v)
+    .map_err(|e| Problem::malformed(format!("Bad query parameter: {}", e.body_text())))
 }
 
 #[cfg(test)]
@@ -159,7 +179,8 @@ mod tests {
 
     #[test]
     fn points_at_the_field_of_the_wrong_type() {
-        let err = parse_json::<Order>(br#"{"items":[{"product_id":"a","quantity":"two"}]}"#).unwrap_err();
+        let err =
+            parse_json::<Order>(br#"{"items":[{"product_id":"a","quantity":"two"}]}"#).unwrap_err();
         assert_eq!(err.status(), 422);
         assert_eq!(err.errors()[0].pointer, "/items/0/quantity");
     }
@@ -172,8 +193,16 @@ mod tests {
 
     #[test]
     fn malformed_json_is_a_400_and_unknown_fields_are_ignored() {
-        assert_eq!(parse_json::<Order>(br#"{"items":["#).unwrap_err().status(), 400);
-        assert_eq!(parse_json::<Order>(br#"{"items":[]} trailing"#).unwrap_err().status(), 400);
+        assert_eq!(
+            parse_json::<Order>(br#"{"items":["#).unwrap_err().status(),
+            400
+        );
+        assert_eq!(
+            parse_json::<Order>(br#"{"items":[]} trailing"#)
+                .unwrap_err()
+                .status(),
+            400
+        );
         assert!(parse_json::<Order>(br#"{"items":[],"admin":true}"#).is_ok());
     }
 

@@ -18,7 +18,8 @@ use axum::{extract::State, response::IntoResponse, routing::get, Router};
 use http::{header, StatusCode};
 use serde_json::json;
 
-type CheckFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+type CheckFn =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Readiness checks and the draining flag of one service.
 #[derive(Clone, Default)]
@@ -29,7 +30,9 @@ pub struct Health {
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Health").field("draining", &self.is_draining()).finish_non_exhaustive()
+        f.debug_struct("Health")
+            .field("draining", &self.is_draining())
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,7 +49,10 @@ impl Health {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let f: CheckFn = Arc::new(move || Box::pin(check()));
-        self.checks.write().unwrap_or_else(|e| e.into_inner()).push((name.to_owned(), f));
+        self.checks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_owned(), f));
     }
 
     /// Marks the service as shutting down: readiness fails from now on.
@@ -61,7 +67,11 @@ impl Health {
 
     /// Runs every check (each bounded to 2 s); `(ready, per-check results)`.
     pub async fn check(&self) -> (bool, serde_json::Map<String, serde_json::Value>) {
-        let checks: Vec<(String, CheckFn)> = self.checks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let checks: Vec<(String, CheckFn)> = self
+            .checks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut ready = !self.is_draining();
         let mut out = serde_json::Map::new();
         for (name, check) in checks {
@@ -85,7 +95,10 @@ impl Health {
     /// The routes `/livez`, `/readyz`, `/metrics`.
     pub fn routes(&self) -> Router {
         Router::new()
-            .route("/livez", get(|| async { axum::Json(json!({"status": "live"})) }))
+            .route(
+                "/livez",
+                get(|| async { axum::Json(json!({"status": "live"})) }),
+            )
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .with_state(self.clone())
@@ -94,7 +107,11 @@ impl Health {
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     let (ready, checks) = health.check().await;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let state = if health.is_draining() {
         "draining"
     } else if ready {
@@ -102,9 +119,15 @@ async fn readyz(State(health): State<Health>) -> impl IntoResponse {
     } else {
         "not_ready"
     };
-    (status, axum::Json(json!({"status": state, "checks": checks})))
+    (
+        status,
+        axum::Json(json!({"status": state, "checks": checks})),
+    )
 }
 
 async fn metrics() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
 }

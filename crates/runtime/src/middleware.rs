@@ -42,7 +42,9 @@ pub struct ServiceStack {
 
 impl std::fmt::Debug for ServiceStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceStack").field("service", &self.service).finish_non_exhaustive()
+        f.debug_struct("ServiceStack")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,14 @@ struct StackState {
 impl ServiceStack {
     /// A stack for `service` (used as the `service` metric label and log field).
     pub fn new(service: &'static str, health: Health) -> Self {
-        Self { service, health, verifier: None, body_limit: DEFAULT_BODY_LIMIT }
+        // Metrics recorded before the recorder exists are lost: install it now.
+        let _ = crate::metrics::handle();
+        Self {
+            service,
+            health,
+            verifier: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
     }
 
     /// Verifies bearer tokens with `verifier`.
@@ -79,15 +88,24 @@ impl ServiceStack {
 
     /// Wraps `routes` with health endpoints, problem fallbacks and the standard layers.
     pub fn wrap(&self, routes: Router) -> Router {
-        let state = StackState { service: self.service, verifier: self.verifier.clone() };
+        let state = StackState {
+            service: self.service,
+            verifier: self.verifier.clone(),
+        };
         routes
             .merge(self.health.routes())
             .fallback(|| async { Problem::not_found() })
             .method_not_allowed_fallback(|| async {
-                Problem::new(ProblemKind::MethodNotAllowed, "This method is not allowed on this resource.")
+                Problem::new(
+                    ProblemKind::MethodNotAllowed,
+                    "This method is not allowed on this resource.",
+                )
             })
             .layer(DefaultBodyLimit::max(self.body_limit))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), authenticate))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authenticate,
+            ))
             .layer(axum::middleware::from_fn_with_state(state, observe))
     }
 }
@@ -117,7 +135,11 @@ async fn observe(State(state): State<StackState>, req: Request, next: Next) -> R
             Ok(res) => res,
             Err(_) => {
                 tracing::error!("Handler panicked.");
-                Problem::new(ProblemKind::Internal, "An internal error occurred; it has been logged.").into_response()
+                Problem::new(
+                    ProblemKind::Internal,
+                    "An internal error occurred; it has been logged.",
+                )
+                .into_response()
             }
         }
     })
@@ -166,9 +188,12 @@ async fn authenticate(State(state): State<StackState>, mut req: Request, next: N
         }
         Err(AuthError::KeysUnavailable) => {
             tracing::warn!("No token signing keys are available to verify a request.");
-            Problem::new(ProblemKind::UpstreamUnavailable, "Tokens cannot be verified right now.")
-                .with_retry_after(1)
-                .into_response()
+            Problem::new(
+                ProblemKind::UpstreamUnavailable,
+                "Tokens cannot be verified right now.",
+            )
+            .with_retry_after(1)
+            .into_response()
         }
         Err(err) => {
             tracing::debug!(error = %err, "Refused a bearer token.");

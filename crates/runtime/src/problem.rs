@@ -124,7 +124,10 @@ pub struct FieldError {
 impl FieldError {
     /// A field error at `pointer`.
     pub fn new(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: pointer.into(), detail: detail.into() }
+        Self {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -210,14 +213,20 @@ impl Problem {
 
     /// 401 for a request without credentials (`WWW-Authenticate: Bearer`).
     pub fn missing_token() -> Self {
-        let mut p = Self::new(ProblemKind::Unauthorized, "This route needs a bearer token.");
+        let mut p = Self::new(
+            ProblemKind::Unauthorized,
+            "This route needs a bearer token.",
+        );
         p.www_authenticate = Some("Bearer");
         p
     }
 
     /// 401 for a request whose token is invalid or expired.
     pub fn invalid_token() -> Self {
-        let mut p = Self::new(ProblemKind::Unauthorized, "The bearer token is invalid or expired.");
+        let mut p = Self::new(
+            ProblemKind::Unauthorized,
+            "The bearer token is invalid or expired.",
+        );
         p.www_authenticate = Some("Bearer error=\"invalid_token\"");
         p
     }
@@ -237,7 +246,10 @@ impl Problem {
             source = cause.source();
         }
         tracing::error!(error = %chain, "Request failed with an internal error.");
-        Self::new(ProblemKind::Internal, "An internal error occurred; it has been logged.")
+        Self::new(
+            ProblemKind::Internal,
+            "An internal error occurred; it has been logged.",
+        )
     }
 
     /// The problem type.
@@ -283,7 +295,13 @@ impl From<anyhow::Error> for Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.kind.slug(), self.status.as_u16(), self.detail)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.kind.slug(),
+            self.status.as_u16(),
+            self.detail
+        )
     }
 }
 
@@ -316,7 +334,8 @@ mod tests {
     #[test]
     fn validation_body_carries_pointers_and_type() {
         let p = Problem::validation(vec![FieldError::new("/email", "must be an email address")]);
-        let v: serde_json::Value = serde_json::from_slice(&p.body_json(Some("/x"), Some("abc"))).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&p.body_json(Some("/x"), Some("abc"))).unwrap();
         assert_eq!(v["type"], "urn:bazaar:problem:validation");
         assert_eq!(v["status"], 422);
         assert_eq!(v["errors"][0]["pointer"], "/email");
@@ -338,7 +357,10 @@ mod tests {
     fn unauthorized_problems_set_www_authenticate() {
         let res = Problem::invalid_token().into_response();
         assert_eq!(res.status(), 401);
-        assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer error=\"invalid_token\"");
+        assert_eq!(
+            res.headers()[header::WWW_AUTHENTICATE],
+            "Bearer error=\"invalid_token\""
+        );
         let res = Problem::missing_token().into_response();
         assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
         assert_eq!(res.headers()[header::CONTENT_TYPE], PROBLEM_JSON);

@@ -79,7 +79,10 @@ impl Db {
             None => {
                 std::fs::create_dir_all(data_dir)
                     .with_context(|| format!("create data directory {}", data_dir.display()))?;
-                format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())
+                format!(
+                    "sqlite://{}",
+                    data_dir.join(format!("{service}.db")).display()
+                )
             }
         };
         Self::connect(&url, migrations).await
@@ -95,12 +98,18 @@ impl Db {
             Backend::Postgres => Self::connect_postgres(url).await,
         }
         .with_context(|| format!("connect to database {url_redacted}"))?;
-        migrate::apply(&db, migrations).await.with_context(|| format!("migrate database {url_redacted}"))?;
+        migrate::apply(&db, migrations)
+            .await
+            .with_context(|| format!("migrate database {url_redacted}"))?;
         Ok(db)
     }
 
     async fn connect_sqlite(url: &str) -> anyhow::Result<Db> {
-        let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+        let url = if url.contains('?') {
+            url.to_owned()
+        } else {
+            format!("{url}?mode=rwc")
+        };
         let synchronous = match std::env::var("BAZAAR_SQLITE_SYNCHRONOUS").ok().as_deref() {
             Some("normal" | "NORMAL") => "NORMAL",
             _ => "FULL",
@@ -136,7 +145,12 @@ impl Db {
             })
             .connect_with(opts)
             .await?;
-        Ok(Db { backend: Backend::Sqlite, reader, writer, url_redacted: redact(&url) })
+        Ok(Db {
+            backend: Backend::Sqlite,
+            reader,
+            writer,
+            url_redacted: redact(&url),
+        })
     }
 
     async fn connect_postgres(url: &str) -> anyhow::Result<Db> {
@@ -155,7 +169,12 @@ impl Db {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await?;
-        Ok(Db { backend: Backend::Postgres, reader: pool.clone(), writer: pool, url_redacted: redact(url) })
+        Ok(Db {
+            backend: Backend::Postgres,
+            reader: pool.clone(),
+            writer: pool,
+            url_redacted: redact(url),
+        })
     }
 
     /// Which database this is.
@@ -185,7 +204,10 @@ impl Db {
 
     /// A cheap round trip, for readiness probes.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
     }
 
     /// Closes both pools.
@@ -201,7 +223,10 @@ fn backend_of(url: &str) -> anyhow::Result<Backend> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Backend::Postgres)
     } else {
-        anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://): {}", redact(url))
+        anyhow::bail!(
+            "unsupported database URL scheme (use sqlite:// or postgres://): {}",
+            redact(url)
+        )
     }
 }
 
@@ -220,7 +245,10 @@ pub fn redact(url: &str) -> String {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
-            db.is_unique_violation() || db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+            db.is_unique_violation()
+                || db
+                    .code()
+                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
     }

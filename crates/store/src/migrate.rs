@@ -47,9 +47,13 @@ pub(crate) async fn apply(db: &Db, migrations: &[Migration]) -> anyhow::Result<(
          checksum TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     ))
     .await?;
-    let rows = sqlx::query("SELECT version, checksum FROM bazaar_migrations").fetch_all(&mut *tx).await?;
-    let applied: std::collections::HashMap<i64, String> =
-        rows.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))).collect();
+    let rows = sqlx::query("SELECT version, checksum FROM bazaar_migrations")
+        .fetch_all(&mut *tx)
+        .await?;
+    let applied: std::collections::HashMap<i64, String> = rows
+        .iter()
+        .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+        .collect();
     for m in sorted {
         if let Some(sum) = applied.get(&m.version) {
             anyhow::ensure!(
@@ -60,7 +64,9 @@ pub(crate) async fn apply(db: &Db, migrations: &[Migration]) -> anyhow::Result<(
             );
             continue;
         }
-        tx.execute(sqlx::raw_sql(m.sql)).await.with_context(|| format!("apply migration {} ({})", m.version, m.name))?;
+        tx.execute(sqlx::raw_sql(m.sql))
+            .await
+            .with_context(|| format!("apply migration {} ({})", m.version, m.name))?;
         sqlx::query("INSERT INTO bazaar_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)")
             .bind(m.version)
             .bind(m.name)

@@ -19,7 +19,9 @@ static MIGRATIONS: &[Migration] = &[
 ];
 
 async fn sqlite_db(dir: &tempfile::TempDir) -> Db {
-    Db::open_for_service("test", dir.path(), None, MIGRATIONS).await.unwrap()
+    Db::open_for_service("test", dir.path(), None, MIGRATIONS)
+        .await
+        .unwrap()
 }
 
 async fn exercise(db: &Db) {
@@ -45,7 +47,10 @@ async fn exercise(db: &Db) {
         .unwrap();
     tx.rollback().await.unwrap();
 
-    let rows = sqlx::query("SELECT id, qty, created_at, name FROM items ORDER BY id").fetch_all(db.reader()).await.unwrap();
+    let rows = sqlx::query("SELECT id, qty, created_at, name FROM items ORDER BY id")
+        .fetch_all(db.reader())
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1, "a rolled back insert must leave nothing");
     assert_eq!(rows[0].get::<String, _>("id"), "a");
     assert_eq!(rows[0].get::<i64, _>("qty"), 3);
@@ -73,19 +78,26 @@ async fn sqlite_round_trips_rolls_back_and_detects_duplicates() {
 
 #[tokio::test]
 async fn postgres_round_trips_rolls_back_and_detects_duplicates() {
-    let Some(url) = bazaar_store::testing::postgres_url("bazaar_store") else { return };
+    let Some(url) = bazaar_store::testing::postgres_url("bazaar_store") else {
+        return;
+    };
     let db = Db::connect(&url, MIGRATIONS).await.unwrap();
     assert_eq!(db.backend(), Backend::Postgres);
     exercise(&db).await;
     // Applying the same migrations again (a restart, a second replica) changes nothing.
     let again = Db::connect(&url, MIGRATIONS).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bazaar_migrations").fetch_one(again.reader()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bazaar_migrations")
+        .fetch_one(again.reader())
+        .await
+        .unwrap();
     assert_eq!(n, 2);
 }
 
 #[tokio::test]
 async fn postgres_replicas_migrating_at_once_apply_each_migration_once() {
-    let Some(url) = bazaar_store::testing::postgres_url("bazaar_store") else { return };
+    let Some(url) = bazaar_store::testing::postgres_url("bazaar_store") else {
+        return;
+    };
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let url = url.clone();
@@ -96,7 +108,10 @@ async fn postgres_replicas_migrating_at_once_apply_each_migration_once() {
         h.await.unwrap().unwrap();
     }
     let db = Db::connect(&url, MIGRATIONS).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bazaar_migrations").fetch_one(db.reader()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bazaar_migrations")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
     assert_eq!(n, 2);
 }
 
@@ -105,30 +120,51 @@ async fn migrations_are_applied_once_and_edits_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(sqlite_db(&dir).await);
     let db = sqlite_db(&dir).await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bazaar_migrations").fetch_one(db.reader()).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bazaar_migrations")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
     assert_eq!(n, 2);
     db.close().await;
-    static EDITED: &[Migration] =
-        &[Migration::new(1, "items", "CREATE TABLE items (id TEXT PRIMARY KEY, qty BIGINT NOT NULL, created_at BIGINT)")];
-    let err = Db::open_for_service("test", dir.path(), None, EDITED).await.unwrap_err();
-    assert!(format!("{err:#}").contains("changed after it was applied"), "{err:#}");
+    static EDITED: &[Migration] = &[Migration::new(
+        1,
+        "items",
+        "CREATE TABLE items (id TEXT PRIMARY KEY, qty BIGINT NOT NULL, created_at BIGINT)",
+    )];
+    let err = Db::open_for_service("test", dir.path(), None, EDITED)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("changed after it was applied"),
+        "{err:#}"
+    );
 }
 
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite_db(&dir).await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.reader()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
     assert_eq!(mode.to_lowercase(), "wal");
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(db.writer()).await.unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(db.writer())
+        .await
+        .unwrap();
     assert_eq!(sync, 2, "FULL");
 }
 
 /// Run as a child process by `committed_rows_survive_kill_9`: commits forever, reporting each.
 #[tokio::test]
 async fn child_writer() {
-    let Ok(dir) = std::env::var("BAZAAR_STORE_CHILD_DIR") else { return };
-    let db = Db::open_for_service("test", std::path::Path::new(&dir), None, MIGRATIONS).await.unwrap();
+    let Ok(dir) = std::env::var("BAZAAR_STORE_CHILD_DIR") else {
+        return;
+    };
+    let db = Db::open_for_service("test", std::path::Path::new(&dir), None, MIGRATIONS)
+        .await
+        .unwrap();
     for i in 0_i64.. {
         let mut tx = db.begin().await.unwrap();
         sqlx::query("INSERT INTO items (id, qty, created_at) VALUES ($1, $2, $3)")
@@ -169,6 +205,12 @@ async fn committed_rows_survive_kill_9() {
     child.wait().unwrap();
     assert!(last_committed >= 50);
     let db = sqlite_db(&dir).await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items").fetch_one(db.reader()).await.unwrap();
-    assert!(n > last_committed, "{n} rows after kill, but {last_committed} commits had returned");
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM items")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert!(
+        n > last_committed,
+        "{n} rows after kill, but {last_committed} commits had returned"
+    );
 }

@@ -1,0 +1,57 @@
+//! `bazaar bench`: measurements that run against real processes on this machine.
+//!
+//! `bazaar bench gateway` puts the same closed-loop HTTP/1.1 load on a tiny upstream directly,
+//! through the gateway (a public route, then a route with JWT verification and rate limiting)
+//! and through nginx, then measures each unloaded, and prints the figures next to each other.
+//! `bazaar bench startup` times a cold `bazaar up` and reads each process's memory once it is
+//! warm and idle. Every figure is printed as measured; the goal lines only compare.
+//!
+//! Every process the bench starts is stopped and every temporary directory removed when the
+//! bench ends, fails or is interrupted: each lives in a guard that cleans up on drop, and an
+//! interrupt drops the whole bench future.
+
+mod gateway;
+mod loadgen;
+mod nginx;
+mod process;
+mod report;
+mod startup;
+mod upstream;
+
+use clap::{Args, Subcommand};
+use futures::future::Either;
+
+/// `bazaar bench <what>`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+/// What to measure.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchWhat {
+    /// Gateway throughput and latency against a direct upstream and nginx.
+    Gateway(gateway::GatewayArgs),
+    /// Cold start time of `bazaar up` and idle memory per service.
+    Startup(startup::StartupArgs),
+    /// The upstream the gateway bench proxies to (started by `bazaar bench gateway`).
+    #[command(hide = true)]
+    Upstream(upstream::UpstreamArgs),
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let bench = match args.what {
+        // The upstream stops quietly on a signal: that is how the bench ends it.
+        BenchWhat::Upstream(a) => return upstream::run(a).await,
+        BenchWhat::Gateway(a) => Either::Left(gateway::run(a)),
+        BenchWhat::Startup(a) => Either::Right(startup::run(a)),
+    };
+    // Dropping the bench future drops the guards of every child and temporary directory.
+    tokio::select! {
+        result = bench => result,
+        () = bazaar_runtime::shutdown::signal() => {
+            anyhow::bail!("interrupted: stopped the processes the bench started and removed its temporary files")
+        }
+    }
+}

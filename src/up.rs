@@ -1,0 +1,511 @@
+//! `bazaar up`: the supervisor.
+//!
+//! Starts the registry, then every service, then the gateway, each as a child process
+//! (`bazaar serve <service>`, this same binary) on a free port with its own database. Child
+//! output is prefixed with the service name. A child that dies unexpectedly is deregistered
+//! and restarted with exponential backoff (reset after a minute of good health). Ctrl-C or
+//! SIGTERM stops the gateway first, then the services, then the registry: each gets SIGTERM
+//! (deregister, drain) and SIGKILL after a deadline. `run.json` in the data directory records
+//! pids and addresses for `bazaar status`.
+
+use std::{
+    collections::HashMap,
+    io::IsTerminal,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use bazaar_discovery::RegistryClient;
+use nix::{sys::signal::Signal, unistd::Pid};
+use rand::{distributions::Alphanumeric, Rng};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::{oneshot, watch},
+};
+
+use crate::{
+    cli::{ServeArgs, ServiceName, UpArgs, UsageError},
+    run_file::{pid_alive, RunFile, RunProcess},
+    serve,
+};
+
+/// How long a stopping child may drain before it is killed.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long start-up may take before `up` gives up.
+const READY_DEADLINE: Duration = Duration::from_secs(60);
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    bazaar_runtime::telemetry::init(bazaar_runtime::telemetry::LogFormat::Text);
+    let data_dir = args.common.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
+    if let Ok(previous) = RunFile::load(&data_dir) {
+        if previous.supervisor_pid != std::process::id() && pid_alive(previous.supervisor_pid) {
+            return Err(UsageError(format!(
+                "a `bazaar up` (pid {}) is already running with data directory {}",
+                previous.supervisor_pid,
+                data_dir.display()
+            ))
+            .into());
+        }
+    }
+    serve::registry_addr(&args.common.registry_url)?;
+    let started = Instant::now();
+    let admin_password = std::env::var("BAZAAR_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    if args.in_process {
+        run_in_process(args, admin_password, started).await
+    } else {
+        run_processes(args, admin_password, started).await
+    }
+}
+
+/// What the supervisor knows about one child.
+struct ChildSpec {
+    service: ServiceName,
+    instance_id: String,
+    extra_args: Vec<String>,
+}
+
+struct Shared {
+    run: Mutex<RunFile>,
+    data_dir: std::path::PathBuf,
+    colour: bool,
+    generated_password: Option<String>,
+}
+
+impl Shared {
+    fn update(&self, instance_id: &str, f: impl FnOnce(&mut RunProcess)) {
+        let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = run.processes.iter_mut().find(|p| p.instance_id == instance_id) {
+            f(p);
+        }
+        if let Err(e) = run.save(&self.data_dir) {
+            tracing::warn!(error = %e, "Cannot write run.json.");
+        }
+    }
+}
+
+async fn run_processes(args: UpArgs, admin_password: Option<String>, started: Instant) -> anyhow::Result<()> {
+    let data_dir = args.common.data_dir.clone();
+    let (password, generated) = match admin_password {
+        Some(p) => (p, None),
+        None => {
+            let p: String = rand::thread_rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect();
+            (p.clone(), Some(p))
+        }
+    };
+    let shared = Arc::new(Shared {
+        run: Mutex::new(RunFile {
+            supervisor_pid: std::process::id(),
+            mode: "processes".to_owned(),
+            gateway_url: format!("http://{}", args.common.gateway_addr),
+            registry_url: args.common.registry_url.clone(),
+            started_at: bazaar_runtime::time::now_unix(),
+            processes: Vec::new(),
+        }),
+        data_dir: data_dir.clone(),
+        colour: std::io::stdout().is_terminal(),
+        generated_password: generated,
+    });
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("BAZAAR_SUPERVISOR_PID".into(), std::process::id().to_string());
+    env.insert("BAZAAR_DATA_DIR".into(), data_dir.display().to_string());
+    env.insert("BAZAAR_REGISTRY_URL".into(), args.common.registry_url.clone());
+    env.insert("BAZAAR_GATEWAY_ADDR".into(), args.common.gateway_addr.to_string());
+    env.insert("BAZAAR_ADMIN_PASSWORD".into(), password);
+    env.insert("BAZAAR_LEASE_TTL".into(), format!("{}ms", args.common.lease_ttl.as_millis()));
+    env.insert("BAZAAR_RATE_LIMIT_USER".into(), args.common.rate_limit_user.clone());
+    env.insert("BAZAAR_RATE_LIMIT_ANON".into(), args.common.rate_limit_anon.clone());
+    if let Some(url) = &args.common.database_url {
+        env.insert("BAZAAR_DATABASE_URL".into(), url.clone());
+    }
+    if let Some(routes) = &args.common.gateway_routes {
+        env.insert("BAZAAR_GATEWAY_ROUTES".into(), routes.display().to_string());
+    }
+    if std::env::var_os("BAZAAR_LOG_FORMAT").is_none() {
+        let format = if std::io::stderr().is_terminal() { "text" } else { "json" };
+        env.insert("BAZAAR_LOG_FORMAT".into(), format.into());
+    }
+    let env = Arc::new(env);
+
+    let tiers: Vec<Vec<ChildSpec>> = vec![
+        vec![spec(ServiceName::Registry, vec![])],
+        vec![
+            spec(ServiceName::Identity, vec![]),
+            spec(ServiceName::Catalog, if args.no_demo { vec![] } else { vec!["--seed-demo".into()] }),
+        ],
+        vec![spec(ServiceName::Gateway, vec![])],
+    ];
+
+    let (stop_txs, mut handles) = (Vec::new(), Vec::new());
+    let mut stop_txs: Vec<Vec<watch::Sender<bool>>> = stop_txs;
+    let mut failed_start: Option<anyhow::Error> = None;
+    let mut rows = Vec::new();
+    for tier in tiers {
+        let mut tier_stops = Vec::new();
+        let mut tier_ready = Vec::new();
+        for child in tier {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let (ready_tx, ready_rx) = oneshot::channel();
+            {
+                let mut run = shared.run.lock().unwrap_or_else(|e| e.into_inner());
+                run.processes.push(RunProcess {
+                    service: child.service.as_str().to_owned(),
+                    instance_id: child.instance_id.clone(),
+                    pid: 0,
+                    addr: String::new(),
+                    started_at: 0,
+                    restarts: 0,
+                });
+            }
+            let name = child.service;
+            handles.push(tokio::spawn(supervise(child, env.clone(), shared.clone(), stop_rx, ready_tx)));
+            tier_stops.push(stop_tx);
+            tier_ready.push((name, ready_rx));
+        }
+        stop_txs.push(tier_stops);
+        for (name, ready) in tier_ready {
+            match tokio::time::timeout(READY_DEADLINE, ready).await {
+                Ok(Ok(Ok(row))) => rows.push(row),
+                Ok(Ok(Err(e))) => failed_start = Some(e),
+                Ok(Err(_)) => failed_start = Some(anyhow::anyhow!("{} stopped before it was ready", name.as_str())),
+                Err(_) => failed_start = Some(anyhow::anyhow!("{} was not ready within {READY_DEADLINE:?}", name.as_str())),
+            }
+        }
+        if failed_start.is_some() {
+            break;
+        }
+    }
+
+    if failed_start.is_none() {
+        print_ready_table(&rows, &args, started.elapsed(), shared.generated_password.is_some());
+        tokio::select! {
+            () = bazaar_runtime::shutdown::signal() => {}
+            () = all_done(&mut handles) => {}
+        }
+        eprintln!("bazaar: shutting down (gateway, then services, then registry)…");
+    }
+
+    // Stop in reverse order of start: nothing routes to a service that is already gone.
+    for tier in stop_txs.into_iter().rev() {
+        for tx in &tier {
+            let _ = tx.send(true);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let _ = std::fs::remove_file(RunFile::path(&data_dir));
+    match failed_start {
+        Some(e) => Err(e),
+        None => {
+            eprintln!("bazaar: stopped.");
+            Ok(())
+        }
+    }
+}
+
+async fn all_done(handles: &mut [tokio::task::JoinHandle<()>]) {
+    for h in handles.iter_mut() {
+        let _ = h.await;
+    }
+}
+
+fn spec(service: ServiceName, extra_args: Vec<String>) -> ChildSpec {
+    ChildSpec { service, instance_id: format!("{}-1", service.as_str()), extra_args }
+}
+
+/// One row of the ready table.
+struct ReadyRow {
+    service: &'static str,
+    pid: u32,
+    addr: String,
+}
+
+/// Runs one child for the life of the supervisor: start, watch, restart, stop.
+async fn supervise(
+    spec: ChildSpec,
+    env: Arc<HashMap<String, String>>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    ready: oneshot::Sender<anyhow::Result<ReadyRow>>,
+) {
+    let name = spec.service.as_str();
+    let mut ready = Some(ready);
+    let mut restarts = 0_u32;
+    let mut backoff = Duration::from_millis(100);
+    let registry_url = env.get("BAZAAR_REGISTRY_URL").cloned().unwrap_or_default();
+    loop {
+        let spawned = spawn_child(&spec, &env, &shared);
+        let (mut child, mut addr_rx, tail) = match spawned {
+            Ok(x) => x,
+            Err(e) => {
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(e));
+                }
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let began = Instant::now();
+        // Wait for the address line or an early exit.
+        let addr = tokio::select! {
+            a = addr_rx.recv() => a,
+            status = child.wait() => {
+                let msg = format!("{name} exited during start-up ({}): {}", status.map(|s| s.to_string()).unwrap_or_default(), last_lines(&tail));
+                if let Some(tx) = ready.take() {
+                    let _ = tx.send(Err(anyhow::anyhow!(msg)));
+                    return;
+                }
+                tracing::warn!(service = name, "{msg}");
+                None
+            }
+            _ = stop.changed() => { terminate(&mut child, name).await; return; }
+        };
+        if let Some(addr) = addr.clone() {
+            shared.update(&spec.instance_id, |p| {
+                p.pid = pid;
+                p.addr = addr.clone();
+                p.started_at = bazaar_runtime::time::now_unix();
+                p.restarts = restarts;
+            });
+            if let Some(tx) = ready.take() {
+                match wait_ready(&addr).await {
+                    Ok(()) => {
+                        let _ = tx.send(Ok(ReadyRow { service: name, pid, addr: addr.clone() }));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.context(format!("{name} did not become ready"))));
+                        terminate(&mut child, name).await;
+                        return;
+                    }
+                }
+            }
+            // Wait for exit or stop.
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    tracing::warn!(service = name, pid, %status, "Process exited unexpectedly; restarting.");
+                }
+                _ = stop.changed() => { terminate(&mut child, name).await; return; }
+            }
+        }
+        // The dead instance must not receive traffic while it restarts.
+        if spec.service != ServiceName::Registry {
+            let client = RegistryClient::new(&registry_url);
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.deregister(name, &spec.instance_id)).await;
+        }
+        restarts += 1;
+        if began.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_millis(100);
+        }
+        tracing::info!(service = name, restarts, delay_ms = backoff.as_millis() as u64, "Restarting.");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+type Tail = Arc<Mutex<std::collections::VecDeque<String>>>;
+
+fn spawn_child(
+    spec: &ChildSpec,
+    env: &HashMap<String, String>,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<(Child, tokio::sync::mpsc::Receiver<String>, Tail)> {
+    let exe = std::env::current_exe().context("find the bazaar executable")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve").arg(spec.service.as_str()).args(&spec.extra_args);
+    cmd.envs(env.iter());
+    cmd.env("BAZAAR_INSTANCE_ID", &spec.instance_id);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.kill_on_drop(true);
+    let mut child = cmd.spawn().with_context(|| format!("start {}", spec.service.as_str()))?;
+    let (addr_tx, addr_rx) = tokio::sync::mpsc::channel(1);
+    let tail: Tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+    let prefix = prefix_for(spec.service, shared.colour);
+    if let Some(out) = child.stdout.take() {
+        let prefix = prefix.clone();
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("bazaar-serve: ") {
+                    if let Some((_, addr)) = rest.split_once(" listening on ") {
+                        let _ = addr_tx.send(addr.trim().to_owned()).await;
+                    }
+                    continue;
+                }
+                if line.starts_with("bazaar-identity: created admin account") {
+                    announce_admin(shared.generated_password.as_deref());
+                    continue;
+                }
+                println!("{prefix}{line}");
+            }
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        let tail = tail.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                {
+                    let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
+                    if t.len() == 5 {
+                        t.pop_front();
+                    }
+                    t.push_back(line.clone());
+                }
+                eprintln!("{prefix}{line}");
+            }
+        });
+    }
+    Ok((child, addr_rx, tail))
+}
+
+fn last_lines(tail: &Tail) -> String {
+    let t = tail.lock().unwrap_or_else(|e| e.into_inner());
+    t.iter().cloned().collect::<Vec<_>>().join(" / ")
+}
+
+fn announce_admin(generated: Option<&str>) {
+    match generated {
+        Some(pw) => {
+            println!();
+            println!("  ┌─ An admin account was created (shown once, never logged) ─────────");
+            println!("  │ email:    admin@bazaar.local");
+            println!("  │ password: {pw}");
+            println!("  └───────────────────────────────────────────────────────────────────");
+            println!();
+        }
+        None => println!("  An admin account admin@bazaar.local was created with BAZAAR_ADMIN_PASSWORD."),
+    }
+}
+
+fn prefix_for(service: ServiceName, colour: bool) -> String {
+    let code = match service {
+        ServiceName::Registry => 35,
+        ServiceName::Identity => 36,
+        ServiceName::Catalog => 33,
+        ServiceName::Gateway => 32,
+    };
+    if colour {
+        format!("\x1b[{code}m{:>9} |\x1b[0m ", service.as_str())
+    } else {
+        format!("{:>9} | ", service.as_str())
+    }
+}
+
+/// SIGTERM, then SIGKILL after the deadline.
+async fn terminate(child: &mut Child, name: &str) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if tokio::time::timeout(STOP_DEADLINE, child.wait()).await.is_ok() {
+            return;
+        }
+        tracing::warn!(service = name, pid, "Did not stop within the deadline; killing.");
+    }
+    let _ = child.kill().await;
+}
+
+/// Polls `/readyz` until it answers 200.
+async fn wait_ready(addr: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let url = format!("http://{addr}/readyz");
+    let deadline = Instant::now() + READY_DEADLINE;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match client.get(&url).send().await {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) => last = format!("readyz answered {}", r.status()),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("not ready: {last}")
+}
+
+fn print_ready_table(rows: &[ReadyRow], args: &UpArgs, took: Duration, generated: bool) {
+    let gw = args.common.gateway_addr;
+    println!();
+    println!("  Bazaar is up in {:.2} s ({} processes, data in {})", took.as_secs_f64(), rows.len(), args.common.data_dir.display());
+    println!();
+    println!("  {:<10} {:>8}  {:<22} {}", "SERVICE", "PID", "ADDRESS", "HEALTH");
+    for r in rows {
+        println!("  {:<10} {:>8}  {:<22} ready", r.service, r.pid, r.addr);
+    }
+    println!();
+    println!("  Try:");
+    println!("    curl http://{gw}/api/v1/products");
+    println!("    open http://{gw}/docs            (API reference)");
+    println!("    bazaar status                    (instances, health, memory)");
+    if !generated {
+        println!("    admin: admin@bazaar.local with BAZAAR_ADMIN_PASSWORD");
+    }
+    println!();
+    println!("  Ctrl-C stops everything.");
+    println!();
+}
+
+async fn run_in_process(args: UpArgs, admin_password: Option<String>, started: Instant) -> anyhow::Result<()> {
+    let data_dir = args.common.data_dir.clone();
+    let password = admin_password.clone();
+    let mut running = Vec::new();
+    let mut rows = Vec::new();
+    let mut run = RunFile {
+        supervisor_pid: std::process::id(),
+        mode: "in-process".into(),
+        gateway_url: format!("http://{}", args.common.gateway_addr),
+        registry_url: args.common.registry_url.clone(),
+        started_at: bazaar_runtime::time::now_unix(),
+        processes: Vec::new(),
+    };
+    for service in ServiceName::ALL {
+        let serve_args = ServeArgs {
+            service,
+            common: args.common.clone(),
+            addr: None,
+            advertise_addr: None,
+            instance_id: Some(format!("{}-1", service.as_str())),
+            seed_demo: !args.no_demo,
+            static_discovery: false,
+        };
+        let mut cfg = serve::ServiceConfig::from_args(serve_args)?;
+        cfg.admin_password = password.clone();
+        let built = serve::build(&cfg).await.with_context(|| format!("start {}", service.as_str()))?;
+        let addr = built.instance.http_addr.clone();
+        let (tx, rx) = watch::channel(false);
+        let handle = tokio::spawn(serve::run_built(built, stopped(rx)));
+        wait_ready(&addr).await?;
+        rows.push(ReadyRow { service: service.as_str(), pid: std::process::id(), addr: addr.clone() });
+        run.processes.push(RunProcess {
+            service: service.as_str().into(),
+            instance_id: format!("{}-1", service.as_str()),
+            pid: std::process::id(),
+            addr,
+            started_at: run.started_at,
+            restarts: 0,
+        });
+        running.push((tx, handle));
+    }
+    run.save(&data_dir)?;
+    print_ready_table(&rows, &args, started.elapsed(), password.is_none());
+    bazaar_runtime::shutdown::signal().await;
+    eprintln!("bazaar: shutting down…");
+    for (tx, handle) in running.into_iter().rev() {
+        let _ = tx.send(true);
+        let _ = handle.await;
+    }
+    let _ = std::fs::remove_file(RunFile::path(Path::new(&data_dir)));
+    Ok(())
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.changed().await;
+}

@@ -1,0 +1,10 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Black-box system tests: the real `bazaar up` binary, every service its own process, real
+//! sockets, a throw-away data directory (SQLite) or PostgreSQL databases.
+
+mod catalog;
+mod edge;
+mod identity;
+mod rate_limit;
+mod supervisor;
+mod support;

@@ -1,0 +1,193 @@
+//! Starting and stopping a whole shop for a test.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// A running `bazaar up`.
+pub struct Shop {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub gateway: String,
+    pub registry: String,
+    pub client: reqwest::Client,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    pub postgres_template: Option<String>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Shop {
+    pub async fn start() -> Shop {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Shop {
+        let dir = tempfile::tempdir().unwrap();
+        let gw_port = free_port();
+        let reg_port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bazaar"));
+        cmd.arg("up")
+            .env("BAZAAR_DATA_DIR", dir.path())
+            .env("BAZAAR_GATEWAY_ADDR", format!("127.0.0.1:{gw_port}"))
+            .env("BAZAAR_REGISTRY_URL", format!("http://127.0.0.1:{reg_port}"))
+            .env("BAZAAR_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("BAZAAR_RATE_LIMIT_USER", "100000/s,burst=100000")
+            .env("BAZAAR_RATE_LIMIT_ANON", "100000/s,burst=100000")
+            .env("BAZAAR_LEASE_TTL", "3s")
+            .env_remove("BAZAAR_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+        if let Some(t) = &opts.postgres_template {
+            cmd.env("BAZAAR_DATABASE_URL", t);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        // Drain stdout on a thread (it must never fill up and block the supervisor).
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    println!("{line}");
+                }
+                if line.contains("Bazaar is up in") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if rx.try_recv().is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("bazaar up exited during start-up: {status}");
+            }
+            assert!(Instant::now() < deadline, "bazaar up was not ready in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Shop {
+            child,
+            dir,
+            gateway: format!("http://127.0.0.1:{gw_port}"),
+            registry: format!("http://127.0.0.1:{reg_port}"),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.gateway)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn run_file(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.path().join("run.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn process(&self, service: &str) -> Value {
+        self.run_file()["processes"].as_array().unwrap().iter().find(|p| p["service"] == service).cloned().unwrap()
+    }
+
+    /// Registers a fresh customer and returns (email, token, user id).
+    pub async fn customer(&self) -> (String, String, String) {
+        let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+        let res = self
+            .client
+            .post(self.url("/api/v1/users"))
+            .json(&json!({"email": email, "password": "correct horse battery", "display_name": "Test User"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let token = self.token(&email, "correct horse battery").await;
+        (email, token, id)
+    }
+
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let res = self
+            .client
+            .post(self.url("/api/v1/auth/token"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token("admin@bazaar.local", ADMIN_PASSWORD).await
+    }
+
+    /// The supervisor's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        // SIGTERM lets the supervisor stop its children; SIGKILL after a deadline.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `slug`; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, slug: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(ct.starts_with("application/problem+json"), "content type {ct}");
+    assert!(res.headers().contains_key("x-request-id"));
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["type"], format!("urn:bazaar:problem:{slug}"), "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{body}");
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// The pointers of a validation problem.
+pub fn pointers(body: &Value) -> Vec<String> {
+    let mut p: Vec<String> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap().to_owned()).collect();
+    p.sort();
+    p
+}
+
+#[allow(dead_code)]
+pub fn path_buf(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
