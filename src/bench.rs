@@ -14,6 +14,7 @@ mod gateway;
 mod loadgen;
 mod nginx;
 mod process;
+mod progress;
 mod report;
 mod startup;
 mod upstream;

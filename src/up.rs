@@ -436,7 +436,7 @@ fn print_ready_table(rows: &[ReadyRow], args: &UpArgs, took: Duration, generated
     println!();
     println!("  Bazaar is up in {:.2} s ({} processes, data in {})", took.as_secs_f64(), rows.len(), args.common.data_dir.display());
     println!();
-    println!("  {:<10} {:>8}  {:<22} {}", "SERVICE", "PID", "ADDRESS", "HEALTH");
+    println!("  {:<10} {:>8}  {:<22} HEALTH", "SERVICE", "PID", "ADDRESS");
     for r in rows {
         println!("  {:<10} {:>8}  {:<22} ready", r.service, r.pid, r.addr);
     }

@@ -276,6 +276,7 @@ mod tests {
 pub mod testing {
     /// A fresh PostgreSQL database URL on the server of `BAZAAR_TEST_POSTGRES_URL`
     /// (created on first connect), or `None` with a printed reason when it is unset.
+    /// Names start with `bazaar_test_` so a CI run can drop what earlier runs left.
     pub fn postgres_url(prefix: &str) -> Option<String> {
         let Ok(server) = std::env::var("BAZAAR_TEST_POSTGRES_URL") else {
             eprintln!("skipping the PostgreSQL variant: BAZAAR_TEST_POSTGRES_URL is not set");
@@ -283,7 +284,7 @@ pub mod testing {
         };
         let server = server.trim_end_matches('/');
         let id = uuid::Uuid::new_v4().simple().to_string();
-        Some(format!("{server}/{prefix}_{}", &id[..12]))
+        Some(format!("{server}/bazaar_test_{prefix}_{}", &id[..12]))
     }
 
     /// The template form of [`postgres_url`]: `…/<prefix>_<random>_{service}`.
