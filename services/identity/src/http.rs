@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/users", post(users::register))
         .route("/api/v1/users/me", get(users::me))
+        .route("/api/v1/users/{id}", get(users::by_id))
         .route("/api/v1/auth/token", post(token::issue))
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .route("/admin/keys/rotate", post(admin::rotate_key))

@@ -138,7 +138,8 @@ mod tests {
                 "/.well-known/jwks.json",
                 "/api/v1/auth/token",
                 "/api/v1/users",
-                "/api/v1/users/me"
+                "/api/v1/users/me",
+                "/api/v1/users/{id}"
             ]
         );
         assert!(doc["paths"]["/api/v1/users"]["post"].is_object());

@@ -1,4 +1,4 @@
-//! `POST /api/v1/users` and `GET /api/v1/users/me`.
+//! `POST /api/v1/users`, `GET /api/v1/users/me` and `GET /api/v1/users/{id}`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -126,6 +126,20 @@ pub async fn me(
         .user(&claims.sub)
         .await?
         .ok_or_else(Problem::not_found)?;
+    Ok(Json(UserResponse::from(&user)))
+}
+
+/// One user, for its owner or an admin (the target of `Location`). Anyone else, and any id
+/// that is not a UUID, gets the same 404 as an unknown id: ids are not an oracle.
+pub async fn by_id(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<UserResponse>, Problem> {
+    if uuid::Uuid::parse_str(&id).is_err() || (claims.sub != id && !claims.is_admin()) {
+        return Err(Problem::not_found());
+    }
+    let user = state.user(&id).await?.ok_or_else(Problem::not_found)?;
     Ok(Json(UserResponse::from(&user)))
 }
 

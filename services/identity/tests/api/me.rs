@@ -15,7 +15,30 @@ on_both_backends!(
     tampered_expired_and_forged_tokens_are_refused_as_invalid,
     a_token_whose_user_no_longer_exists_gets_a_404,
     readiness_checks_the_database,
+    a_user_is_visible_to_its_owner_and_admins_only,
 );
+
+async fn a_user_is_visible_to_its_owner_and_admins_only(app: TestApp) {
+    let (alice, alice_token) = app.customer().await;
+    let (_, bob_token) = app.customer().await;
+    let path = format!("/api/v1/users/{}", alice["id"].as_str().unwrap());
+    let response = app.get(&path, Some(&alice_token)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), alice);
+    let admin = app.admin_token().await;
+    assert_eq!(app.get(&path, Some(&admin)).await.status(), StatusCode::OK);
+    // Someone else's account looks exactly like an unknown one.
+    let response = app.get(&path, Some(&bob_token)).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = app
+        .get("/api/v1/users/not-a-uuid", Some(&alice_token))
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&path, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
 
 async fn the_profile_of_the_token_holder_is_returned(app: TestApp) {
     let (user, token) = app.customer().await;
