@@ -1,5 +1,5 @@
 // Renders /api/v1/openapi.json as a browsable page. Self-contained: no libraries, no CDN.
-// Every piece of text from the document goes through textContent, never innerHTML.
+// Text from the document is only ever inserted as text nodes, never parsed as HTML.
 "use strict";
 
 (function () {
@@ -131,12 +131,16 @@
     if (Object.keys(props).length) {
       const list = el("ul");
       for (const [name, sub] of Object.entries(props)) {
-        list.append(el("li", {},
-          el("span", { class: "prop" }, name),
-          required.has(name) ? el("span", { class: "req" }, "required") : null,
-          " ", el("span", { class: "type" }, typeLabel(sub)),
-          sub && !sub.$ref ? constraints(sub) : null,
-          sub && sub.description && !sub.$ref ? prose(sub.description) : null,
+        const head = [el("span", { class: "prop" }, name), required.has(name) ? el("span", { class: "req" }, "required") : null, " "];
+        if (sub && sub.$ref) {
+          // The expandable reference shows the type name itself.
+          list.append(el("li", {}, head, schemaTree(sub, seen)));
+          continue;
+        }
+        list.append(el("li", {}, head,
+          el("span", { class: "type" }, typeLabel(sub)),
+          sub ? constraints(sub) : null,
+          sub && sub.description ? prose(sub.description) : null,
           nested(sub, seen)));
       }
       box.append(list);

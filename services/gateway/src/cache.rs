@@ -49,7 +49,11 @@ pub struct Stored {
 
 impl Stored {
     fn cost(&self, key: &str) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum();
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
         key.len() + headers + self.body.len() + 128
     }
 }
@@ -64,7 +68,9 @@ pub struct ResponseCache {
 
 impl std::fmt::Debug for ResponseCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseCache").field("entries", &self.len()).finish_non_exhaustive()
+        f.debug_struct("ResponseCache")
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,7 +97,10 @@ impl Default for ResponseCache {
 impl ResponseCache {
     /// A cache holding at most about `max_entries` responses and `max_bytes` bytes.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect::<Vec<_>>().into_boxed_slice();
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(Shard::default()))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
         Self {
             shards,
             hasher: RandomState::new(),
@@ -125,7 +134,9 @@ impl ResponseCache {
         let now = Instant::now();
         let mut shard = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
         shard.remove(key);
-        if shard.entries.len() >= self.max_entries_per_shard || shard.bytes + cost > self.max_bytes_per_shard {
+        if shard.entries.len() >= self.max_entries_per_shard
+            || shard.bytes + cost > self.max_bytes_per_shard
+        {
             let Shard { entries, bytes } = &mut *shard;
             entries.retain(|k, v| {
                 let keep = v.expires_at > now;
@@ -135,8 +146,12 @@ impl ResponseCache {
                 keep
             });
         }
-        while shard.entries.len() >= self.max_entries_per_shard || shard.bytes + cost > self.max_bytes_per_shard {
-            let Some(victim) = shard.entries.keys().next().cloned() else { break };
+        while shard.entries.len() >= self.max_entries_per_shard
+            || shard.bytes + cost > self.max_bytes_per_shard
+        {
+            let Some(victim) = shard.entries.keys().next().cloned() else {
+                break;
+            };
             shard.remove(&victim);
         }
         shard.bytes += cost;
@@ -145,7 +160,10 @@ impl ResponseCache {
 
     /// Entries held (fresh or not yet noticed to be expired).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).entries.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).entries.len())
+            .sum()
     }
 
     /// Whether nothing is held.
@@ -159,7 +177,10 @@ pub(crate) fn is_storable(headers: &HeaderMap) -> bool {
     if headers.contains_key(header::SET_COOKIE) || headers.contains_key(header::VARY) {
         return false;
     }
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    {
         if len > MAX_ENTRY_BYTES {
             return false;
         }
@@ -168,7 +189,9 @@ pub(crate) fn is_storable(headers: &HeaderMap) -> bool {
         v.to_str().map_or(true, |s| {
             s.split(',').any(|d| {
                 let d = d.trim();
-                ["no-store", "private", "no-cache"].iter().any(|bad| d.eq_ignore_ascii_case(bad))
+                ["no-store", "private", "no-cache"]
+                    .iter()
+                    .any(|bad| d.eq_ignore_ascii_case(bad))
             })
         })
     })
@@ -185,8 +208,20 @@ pub(crate) struct Recording {
 }
 
 impl Recording {
-    pub(crate) fn new(cache: Arc<ResponseCache>, key: Box<str>, headers: HeaderMap, ttl: Duration) -> Self {
-        Self { cache, key, headers, ttl, chunks: Vec::new(), size: 0 }
+    pub(crate) fn new(
+        cache: Arc<ResponseCache>,
+        key: Box<str>,
+        headers: HeaderMap,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            cache,
+            key,
+            headers,
+            ttl,
+            chunks: Vec::new(),
+            size: 0,
+        }
     }
 
     fn finish(self) {
@@ -202,7 +237,13 @@ impl Recording {
             }
         };
         let now = Instant::now();
-        let stored = Stored { status: StatusCode::OK, headers: self.headers, body, stored_at: now, expires_at: now + self.ttl };
+        let stored = Stored {
+            status: StatusCode::OK,
+            headers: self.headers,
+            body,
+            stored_at: now,
+            expires_at: now + self.ttl,
+        };
         self.cache.insert(&self.key, stored);
     }
 }
@@ -215,7 +256,10 @@ pub(crate) struct RecordingBody<B> {
 
 impl<B: Body<Data = Bytes> + Unpin> RecordingBody<B> {
     pub(crate) fn new(inner: B, recording: Recording) -> Self {
-        let mut this = Self { inner, recording: Some(recording) };
+        let mut this = Self {
+            inner,
+            recording: Some(recording),
+        };
         if this.inner.is_end_stream() {
             this.finish();
         }
@@ -233,7 +277,10 @@ impl<B: Body<Data = Bytes> + Unpin> Body for RecordingBody<B> {
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
@@ -281,7 +328,13 @@ mod tests {
 
     fn stored(body: &'static str, ttl: Duration) -> Stored {
         let now = Instant::now();
-        Stored { status: StatusCode::OK, headers: HeaderMap::new(), body: Bytes::from(body), stored_at: now, expires_at: now + ttl }
+        Stored {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(body),
+            stored_at: now,
+            expires_at: now + ttl,
+        }
     }
 
     #[test]
@@ -318,20 +371,31 @@ mod tests {
     fn refuses_private_or_personal_responses() {
         let mut h = HeaderMap::new();
         assert!(is_storable(&h));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5, Private"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=5, Private"),
+        );
         assert!(!is_storable(&h));
         let mut h = HeaderMap::new();
         h.insert(header::SET_COOKIE, HeaderValue::from_static("a=b"));
         assert!(!is_storable(&h));
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(MAX_ENTRY_BYTES + 1));
+        h.insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(MAX_ENTRY_BYTES + 1),
+        );
         assert!(!is_storable(&h));
     }
 
     #[tokio::test]
     async fn a_recorded_body_is_stored_once_it_has_been_read() {
         let cache = Arc::new(ResponseCache::default());
-        let rec = Recording::new(cache.clone(), "/k".into(), HeaderMap::new(), Duration::from_secs(5));
+        let rec = Recording::new(
+            cache.clone(),
+            "/k".into(),
+            HeaderMap::new(),
+            Duration::from_secs(5),
+        );
         let body = RecordingBody::new(Full::new(Bytes::from_static(b"hello")), rec);
         assert!(cache.get("/k", Instant::now()).is_none());
         let bytes = body.collect().await.unwrap().to_bytes();

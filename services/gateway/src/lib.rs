@@ -51,7 +51,9 @@ mod state;
 
 pub use proxy::MAX_CONNECT_RETRIES;
 pub use ratelimit::{InMemoryRateLimiter, Rate, RateError, RateLimiter, RateLimits};
-pub use routes::{AuthPolicy, RateKeyKind, Route, RouteRateLimit, RouteTable, RouteTableError, Upstream};
+pub use routes::{
+    AuthPolicy, RateKeyKind, Route, RouteRateLimit, RouteTable, RouteTableError, Upstream,
+};
 pub use state::AppState;
 
 /// Everything the gateway needs to start.
@@ -80,9 +82,16 @@ impl std::fmt::Debug for Settings {
 
 /// Binds the gateway; run it with [`App::run_until_stopped`].
 pub async fn build(settings: Settings) -> anyhow::Result<App> {
-    let state = AppState::new(settings.resolver, settings.verifier, settings.routes, settings.rate_limits)?;
+    let state = AppState::new(
+        settings.resolver,
+        settings.verifier,
+        settings.routes,
+        settings.rate_limits,
+    )?;
     let health = state.health().clone();
-    let app = App::bind(settings.addr, router(state)).await?.with_health(health);
+    let app = App::bind(settings.addr, router(state))
+        .await?
+        .with_health(health);
     tracing::info!(addr = %app.local_addr(), "Gateway listening.");
     Ok(app)
 }

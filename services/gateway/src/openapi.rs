@@ -26,12 +26,14 @@ const GATEWAY_RESPONSES: &[(&str, &str)] = &[
     ("504", "UpstreamTimeout"),
 ];
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// The merged document.
 pub fn merged() -> anyhow::Result<Value> {
-    let gateway: Value =
-        serde_json::from_str(GATEWAY).map_err(|e| anyhow::anyhow!("the gateway's OpenAPI fragment is not JSON: {e}"))?;
+    let gateway: Value = serde_json::from_str(GATEWAY)
+        .map_err(|e| anyhow::anyhow!("the gateway's OpenAPI fragment is not JSON: {e}"))?;
     let mut fragments = Vec::with_capacity(FRAGMENTS.len());
     for (name, text) in FRAGMENTS {
         let value: Value = serde_json::from_str(text)
@@ -70,7 +72,10 @@ pub(crate) fn merge(gateway: Value, fragments: &[(&str, Value)]) -> anyhow::Resu
     for (name, fragment) in fragments {
         add_fragment(&mut doc, name, fragment.clone(), true, &mut conflicts)?;
     }
-    Ok(Merged { document: doc, conflicts })
+    Ok(Merged {
+        document: doc,
+        conflicts,
+    })
 }
 
 fn add_fragment(
@@ -84,7 +89,9 @@ fn add_fragment(
         anyhow::bail!("the OpenAPI fragment of {name} is not a JSON object");
     };
     if let Some(Value::Array(tags)) = fragment.remove("tags") {
-        let known = doc["tags"].as_array_mut().ok_or_else(|| anyhow::anyhow!("tags"))?;
+        let known = doc["tags"]
+            .as_array_mut()
+            .ok_or_else(|| anyhow::anyhow!("tags"))?;
         for tag in tags {
             if !known.iter().any(|t| t["name"] == tag["name"]) {
                 known.push(tag);
@@ -93,7 +100,9 @@ fn add_fragment(
     }
     match fragment.remove("paths") {
         Some(Value::Object(paths)) => {
-            let all = doc["paths"].as_object_mut().ok_or_else(|| anyhow::anyhow!("paths"))?;
+            let all = doc["paths"]
+                .as_object_mut()
+                .ok_or_else(|| anyhow::anyhow!("paths"))?;
             for (path, item) in paths {
                 let Value::Object(mut item) = item else {
                     anyhow::bail!("{name}: the OpenAPI path item `{path}` is not an object");
@@ -101,11 +110,17 @@ fn add_fragment(
                 if proxied {
                     add_gateway_responses(&mut item);
                 }
-                let slot = all.entry(path.clone()).or_insert_with(|| Value::Object(Map::new()));
-                let slot = slot.as_object_mut().ok_or_else(|| anyhow::anyhow!("paths"))?;
+                let slot = all
+                    .entry(path.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                let slot = slot
+                    .as_object_mut()
+                    .ok_or_else(|| anyhow::anyhow!("paths"))?;
                 for (key, value) in item {
                     if slot.contains_key(&key) && METHODS.contains(&key.as_str()) {
-                        anyhow::bail!("{name}: `{key} {path}` is described by two OpenAPI fragments");
+                        anyhow::bail!(
+                            "{name}: `{key} {path}` is described by two OpenAPI fragments"
+                        );
                     }
                     slot.entry(key).or_insert(value);
                 }
@@ -115,14 +130,24 @@ fn add_fragment(
         None => {}
     }
     if let Some(Value::Object(components)) = fragment.remove("components") {
-        let all = doc["components"].as_object_mut().ok_or_else(|| anyhow::anyhow!("components"))?;
+        let all = doc["components"]
+            .as_object_mut()
+            .ok_or_else(|| anyhow::anyhow!("components"))?;
         for (section, entries) in components {
-            let Value::Object(entries) = entries else { continue };
-            let target = all.entry(section.clone()).or_insert_with(|| Value::Object(Map::new()));
-            let target = target.as_object_mut().ok_or_else(|| anyhow::anyhow!("components"))?;
+            let Value::Object(entries) = entries else {
+                continue;
+            };
+            let target = all
+                .entry(section.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            let target = target
+                .as_object_mut()
+                .ok_or_else(|| anyhow::anyhow!("components"))?;
             for (key, value) in entries {
                 match target.get(&key) {
-                    Some(existing) if *existing != value => conflicts.push(format!("{section}/{key} (from {name})")),
+                    Some(existing) if *existing != value => {
+                        conflicts.push(format!("{section}/{key} (from {name})"))
+                    }
                     Some(_) => {}
                     None => {
                         target.insert(key, value);
@@ -139,13 +164,19 @@ fn add_gateway_responses(item: &mut Map<String, Value>) {
         if !METHODS.contains(&key.as_str()) {
             continue;
         }
-        let Some(op) = op.as_object_mut() else { continue };
-        let responses = op.entry("responses").or_insert_with(|| Value::Object(Map::new()));
-        let Some(responses) = responses.as_object_mut() else { continue };
+        let Some(op) = op.as_object_mut() else {
+            continue;
+        };
+        let responses = op
+            .entry("responses")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(responses) = responses.as_object_mut() else {
+            continue;
+        };
         for (status, component) in GATEWAY_RESPONSES {
-            responses
-                .entry(*status)
-                .or_insert_with(|| json!({ "$ref": format!("#/components/responses/{component}") }));
+            responses.entry(*status).or_insert_with(
+                || json!({ "$ref": format!("#/components/responses/{component}") }),
+            );
         }
     }
 }
@@ -173,7 +204,10 @@ mod tests {
     }
 
     fn fragments() -> Vec<(&'static str, Value)> {
-        FRAGMENTS.iter().map(|(n, t)| (*n, serde_json::from_str(t).unwrap())).collect()
+        FRAGMENTS
+            .iter()
+            .map(|(n, t)| (*n, serde_json::from_str(t).unwrap()))
+            .collect()
     }
 
     #[test]
@@ -183,7 +217,9 @@ mod tests {
         refs(&doc, &mut all);
         assert!(!all.is_empty());
         for r in all {
-            let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("external $ref {r}"));
             // JSON pointer unescaping (~1 = '/', ~0 = '~') is done by serde_json's pointer().
             assert!(doc.pointer(pointer).is_some(), "unresolved $ref {r}");
         }
@@ -197,7 +233,10 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 for req in op["security"].as_array().into_iter().flatten() {
                     for name in req.as_object().unwrap().keys() {
-                        assert!(schemes.contains_key(name), "{method} {path} needs unknown scheme {name}");
+                        assert!(
+                            schemes.contains_key(name),
+                            "{method} {path} needs unknown scheme {name}"
+                        );
                     }
                 }
             }
@@ -228,10 +267,18 @@ mod tests {
         let doc = merged().unwrap();
         for (_, fragment) in fragments() {
             for (path, item) in fragment["paths"].as_object().unwrap() {
-                for method in item.as_object().unwrap().keys().filter(|k| METHODS.contains(&k.as_str())) {
+                for method in item
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| METHODS.contains(&k.as_str()))
+                {
                     let responses = &doc["paths"][path][method]["responses"];
                     for (status, _) in GATEWAY_RESPONSES {
-                        assert!(responses.get(*status).is_some(), "{method} {path} lacks {status}");
+                        assert!(
+                            responses.get(*status).is_some(),
+                            "{method} {path} lacks {status}"
+                        );
                     }
                 }
             }
@@ -248,7 +295,12 @@ mod tests {
     #[test]
     fn the_same_operation_twice_is_an_error() {
         let a = json!({"paths": {"/x": {"get": {"responses": {}}}}});
-        let err = merge(json!({}), &[("a", a.clone()), ("b", a)]).err().unwrap();
-        assert!(err.to_string().contains("`get /x` is described by two"), "{err}");
+        let err = merge(json!({}), &[("a", a.clone()), ("b", a)])
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("`get /x` is described by two"),
+            "{err}"
+        );
     }
 }

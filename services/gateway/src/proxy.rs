@@ -26,9 +26,10 @@ use axum::{
 };
 use bazaar_auth::Claims;
 use bazaar_runtime::{context, Problem, ProblemKind};
-use http::{header, uri::PathAndQuery, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http::{
+    header, uri::PathAndQuery, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri,
+};
 use hyper::body::Incoming;
-use metrics::SharedString;
 
 use crate::{
     cache::{self, Recording, RecordingBody, Stored},
@@ -40,8 +41,10 @@ use crate::{
 pub(crate) mod body;
 pub(crate) mod client;
 mod headers;
+pub(crate) mod telemetry;
 
 use body::{PendingBody, RequestBodyError};
+use telemetry::Failure;
 
 /// Connect failures are retried on other instances at most this many times.
 pub const MAX_CONNECT_RETRIES: usize = 2;
@@ -56,7 +59,8 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
     let inner = &*state.inner;
     let path = req.uri().path();
     if has_dot_segment(path) {
-        return Problem::malformed("The path must not contain '.' or '..' segments.").into_response();
+        return Problem::malformed("The path must not contain '.' or '..' segments.")
+            .into_response();
     }
     let Some(route) = inner.routes.find(path) else {
         return Problem::not_found().into_response();
@@ -78,9 +82,12 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
         serve(inner, route, client_ip, req).await
     } else {
         metrics::counter!("bazaar_gateway_rate_limited_total").increment(1);
-        Problem::new(ProblemKind::RateLimited, "Too many requests; slow down and retry after the indicated time.")
-            .with_retry_after(decision.retry_after_secs.max(1))
-            .into_response()
+        Problem::new(
+            ProblemKind::RateLimited,
+            "Too many requests; slow down and retry after the indicated time.",
+        )
+        .with_retry_after(decision.retry_after_secs.max(1))
+        .into_response()
     };
     rate_limit_headers(res.headers_mut(), &decision);
     res
@@ -129,13 +136,15 @@ async fn serve(inner: &Inner, route: &Route, client_ip: IpAddr, req: Request) ->
             let mut stored_headers = res.headers().clone();
             stored_headers.remove(context::REQUEST_ID);
             stored_headers.remove(context::TRACEPARENT);
-            let recording = Recording::new(inner.cache.clone(), key, stored_headers, route.cache_ttl);
+            let recording =
+                Recording::new(inner.cache.clone(), key, stored_headers, route.cache_ttl);
             res.map(|b| Body::new(RecordingBody::new(b, recording)))
         }
         _ => res.map(Body::new),
     };
     if cacheable {
-        res.headers_mut().insert(X_CACHE.clone(), HeaderValue::from_static("MISS"));
+        res.headers_mut()
+            .insert(X_CACHE.clone(), HeaderValue::from_static("MISS"));
     }
     res
 }
@@ -162,19 +171,22 @@ async fn forward(
         .map_err(|_| timed_out(service))?;
     let balancer = inner.balancer(service);
     let Some(mut pick) = balancer.pick(&instances) else {
-        record(service, "unavailable");
+        inner.metrics.failed(service, Failure::Unavailable);
         return Err(no_instance());
     };
     let mut excluded: Vec<String> = Vec::new();
     loop {
-        let Some(attempt_body) = body.attempt() else { break };
+        let Some(attempt_body) = body.attempt() else {
+            break;
+        };
         let uri = match upstream_uri(&pick.instance().http_addr, &path_and_query) {
             Ok(uri) => uri,
             Err(()) => {
-                tracing::warn!(%service, instance_id = %pick.instance().instance_id, "Instance has an unusable address.");
+                let instance_id = &pick.instance().instance_id;
+                tracing::warn!(%service, %instance_id, "Instance has an unusable address.");
                 excluded.push(pick.instance().instance_id.clone());
                 pick.failure_connect();
-                match next_pick(balancer, &instances, &excluded) {
+                match balancer.pick_excluding(&instances, &excluded) {
                     Some(p) => {
                         pick = p;
                         continue;
@@ -184,17 +196,22 @@ async fn forward(
             }
         };
         // Headers are needed again only if a retry is possible.
-        let retry_possible = excluded.len() < MAX_CONNECT_RETRIES && instances.len() > excluded.len() + 1;
+        let retry_possible =
+            excluded.len() < MAX_CONNECT_RETRIES && instances.len() > excluded.len() + 1;
         let mut out = http::Request::new(attempt_body);
         *out.method_mut() = method.clone();
         *out.uri_mut() = uri;
-        *out.headers_mut() = if retry_possible { headers.clone() } else { std::mem::take(&mut headers) };
+        *out.headers_mut() = if retry_possible {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
 
         let started = Instant::now();
         match tokio::time::timeout_at(deadline, inner.client.request(out)).await {
             Err(_elapsed) => {
                 pick.failure();
-                record(service, "timeout");
+                inner.metrics.failed(service, Failure::Timeout);
                 return Err(timed_out(service));
             }
             Ok(Ok(res)) => {
@@ -204,19 +221,18 @@ async fn forward(
                 } else {
                     pick.success(elapsed);
                 }
-                record(service, status_label(res.status()));
-                metrics::histogram!("bazaar_gateway_upstream_duration_seconds", "service" => SharedString::from(service.clone()))
-                    .record(elapsed.as_secs_f64());
+                inner.metrics.answered(service, res.status(), elapsed);
                 return Ok(res);
             }
             Ok(Err(err)) if err.is_connect() => {
-                tracing::debug!(%service, instance_id = %pick.instance().instance_id, error = %err, "Could not connect to an instance.");
+                let instance_id = &pick.instance().instance_id;
+                tracing::debug!(%service, %instance_id, error = %err, "Could not connect to an instance.");
                 excluded.push(pick.instance().instance_id.clone());
                 pick.failure_connect();
                 if excluded.len() > MAX_CONNECT_RETRIES {
                     break;
                 }
-                match next_pick(balancer, &instances, &excluded) {
+                match balancer.pick_excluding(&instances, &excluded) {
                     Some(p) => pick = p,
                     None => break,
                 }
@@ -232,25 +248,19 @@ async fn forward(
                         Problem::malformed("The request body could not be read.")
                     }
                     _ => {
-                        tracing::warn!(%service, instance_id = %pick.instance().instance_id, error = %error_chain(&err), "Upstream request failed.");
+                        let instance_id = &pick.instance().instance_id;
+                        let error = error_chain(&err);
+                        tracing::warn!(%service, %instance_id, %error, "Upstream request failed.");
                         pick.failure();
-                        record(service, "error");
+                        inner.metrics.failed(service, Failure::Error);
                         upstream_failed()
                     }
                 });
             }
         }
     }
-    record(service, "connect_error");
+    inner.metrics.failed(service, Failure::ConnectError);
     Err(upstream_failed())
-}
-
-fn next_pick(
-    balancer: &bazaar_discovery::Balancer,
-    instances: &[bazaar_discovery::Instance],
-    excluded: &[String],
-) -> Option<bazaar_discovery::Pick> {
-    balancer.pick_excluding(instances, excluded)
 }
 
 fn authorize(policy: AuthPolicy, claims: Option<&Claims>) -> Result<(), Problem> {
@@ -268,7 +278,9 @@ fn authorize(policy: AuthPolicy, claims: Option<&Claims>) -> Result<(), Problem>
 fn client_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        })
 }
 
 /// `Content-Length` if declared; hyper has already refused malformed or conflicting ones, so
@@ -331,13 +343,21 @@ fn upstream_uri(addr: &str, path_and_query: &PathAndQuery) -> Result<Uri, ()> {
 }
 
 fn cached_response(stored: &Stored, is_head: bool) -> Response {
-    let body = if is_head { Body::empty() } else { Body::from(stored.body.clone()) };
+    let body = if is_head {
+        Body::empty()
+    } else {
+        Body::from(stored.body.clone())
+    };
     let mut res = Response::new(body);
     *res.status_mut() = stored.status;
     *res.headers_mut() = stored.headers.clone();
-    let age = Instant::now().saturating_duration_since(stored.stored_at).as_secs();
-    res.headers_mut().insert(X_CACHE.clone(), HeaderValue::from_static("HIT"));
-    res.headers_mut().insert(header::AGE, HeaderValue::from(age));
+    let age = Instant::now()
+        .saturating_duration_since(stored.stored_at)
+        .as_secs();
+    res.headers_mut()
+        .insert(X_CACHE.clone(), HeaderValue::from_static("HIT"));
+    res.headers_mut()
+        .insert(header::AGE, HeaderValue::from(age));
     res
 }
 
@@ -348,10 +368,17 @@ fn rate_limit_headers(headers: &mut HeaderMap, d: &Decision) {
 }
 
 fn method_not_allowed(route: &Route) -> Response {
-    let mut res =
-        Problem::new(ProblemKind::MethodNotAllowed, "This method is not allowed on this resource.").into_response();
+    let mut res = Problem::new(
+        ProblemKind::MethodNotAllowed,
+        "This method is not allowed on this resource.",
+    )
+    .into_response();
     if let Some(methods) = &route.methods {
-        let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         if let Ok(v) = HeaderValue::try_from(allow) {
             res.headers_mut().insert(header::ALLOW, v);
         }
@@ -360,7 +387,10 @@ fn method_not_allowed(route: &Route) -> Response {
 }
 
 fn too_large_problem() -> Problem {
-    Problem::new(ProblemKind::PayloadTooLarge, "The request body is larger than this route accepts.")
+    Problem::new(
+        ProblemKind::PayloadTooLarge,
+        "The request body is larger than this route accepts.",
+    )
 }
 
 fn too_large() -> Response {
@@ -368,59 +398,32 @@ fn too_large() -> Response {
 }
 
 fn no_instance() -> Problem {
-    Problem::new(ProblemKind::UpstreamUnavailable, "No instance of the service behind this route is available.")
-        .with_retry_after(1)
+    Problem::new(
+        ProblemKind::UpstreamUnavailable,
+        "No instance of the service behind this route is available.",
+    )
+    .with_retry_after(1)
 }
 
 fn upstream_failed() -> Problem {
-    Problem::new(ProblemKind::UpstreamUnavailable, "The service behind this route could not be reached.")
-        .with_status(StatusCode::BAD_GATEWAY)
+    Problem::new(
+        ProblemKind::UpstreamUnavailable,
+        "The service behind this route could not be reached.",
+    )
+    .with_status(StatusCode::BAD_GATEWAY)
 }
 
 fn timed_out(service: &str) -> Problem {
     tracing::warn!(%service, "Upstream did not answer within the route's timeout.");
-    Problem::new(ProblemKind::UpstreamTimeout, "The service behind this route did not answer in time.")
-}
-
-fn record(service: &Arc<str>, status: impl Into<SharedString>) {
-    metrics::counter!(
-        "bazaar_gateway_upstream_requests_total",
-        "service" => SharedString::from(service.clone()),
-        "status" => status.into()
+    Problem::new(
+        ProblemKind::UpstreamTimeout,
+        "The service behind this route did not answer in time.",
     )
-    .increment(1);
 }
 
-/// The status as a metric label, without allocating for the common ones.
-fn status_label(status: StatusCode) -> SharedString {
-    let s: &'static str = match status.as_u16() {
-        200 => "200",
-        201 => "201",
-        202 => "202",
-        204 => "204",
-        301 => "301",
-        302 => "302",
-        304 => "304",
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 => "404",
-        405 => "405",
-        409 => "409",
-        413 => "413",
-        415 => "415",
-        422 => "422",
-        429 => "429",
-        500 => "500",
-        502 => "502",
-        503 => "503",
-        504 => "504",
-        _ => return SharedString::from(status.as_str().to_owned()),
-    };
-    SharedString::from(s)
-}
-
-fn find_cause<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
+fn find_cause<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
     let mut cur = Some(err);
     while let Some(e) = cur {
         if let Some(found) = e.downcast_ref::<E>() {
@@ -449,10 +452,24 @@ mod tests {
 
     #[test]
     fn finds_dot_segments_in_any_spelling() {
-        for bad in ["/a/../b", "/a/./b", "/a/..", "/a/%2e%2E/b", "/a/.%2e", "/a/%2E"] {
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/a/..",
+            "/a/%2e%2E/b",
+            "/a/.%2e",
+            "/a/%2E",
+        ] {
             assert!(has_dot_segment(bad), "{bad}");
         }
-        for ok in ["/a/b", "/a/.well-known", "/.well-known/jwks.json", "/a/...", "/a/b.json", "/a/%2ex"] {
+        for ok in [
+            "/a/b",
+            "/a/.well-known",
+            "/.well-known/jwks.json",
+            "/a/...",
+            "/a/b.json",
+            "/a/%2ex",
+        ] {
             assert!(!has_dot_segment(ok), "{ok}");
         }
     }
@@ -462,9 +479,17 @@ mod tests {
         let customer = Claims::new_access("u", vec!["customer".into()], 0);
         let admin = Claims::new_access("a", vec!["customer".into(), "admin".into()], 0);
         assert!(authorize(AuthPolicy::Public, None).is_ok());
-        assert_eq!(authorize(AuthPolicy::Required, None).unwrap_err().status(), 401);
+        assert_eq!(
+            authorize(AuthPolicy::Required, None).unwrap_err().status(),
+            401
+        );
         assert!(authorize(AuthPolicy::Required, Some(&customer)).is_ok());
-        assert_eq!(authorize(AuthPolicy::Admin, Some(&customer)).unwrap_err().status(), 403);
+        assert_eq!(
+            authorize(AuthPolicy::Admin, Some(&customer))
+                .unwrap_err()
+                .status(),
+            403
+        );
         assert!(authorize(AuthPolicy::Admin, Some(&admin)).is_ok());
     }
 
@@ -472,9 +497,15 @@ mod tests {
     fn rewrites_keep_the_query() {
         let route = Route::new("/api/v1/admin/sagas", "order").rewrite("/admin/sagas");
         let uri: Uri = "/api/v1/admin/sagas?status=stuck".parse().unwrap();
-        assert_eq!(upstream_path_and_query(&route, &uri).unwrap(), "/admin/sagas?status=stuck");
+        assert_eq!(
+            upstream_path_and_query(&route, &uri).unwrap(),
+            "/admin/sagas?status=stuck"
+        );
         let route = Route::new("/api/v1/products", "catalog");
         let uri: Uri = "/api/v1/products/1?x=%20".parse().unwrap();
-        assert_eq!(upstream_path_and_query(&route, &uri).unwrap(), "/api/v1/products/1?x=%20");
+        assert_eq!(
+            upstream_path_and_query(&route, &uri).unwrap(),
+            "/api/v1/products/1?x=%20"
+        );
     }
 }

@@ -43,10 +43,14 @@ pub struct Rate {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RateError {
     /// The text is not of the form `<n>/s[,burst=<m>]` or `<n>`.
-    #[error("expected `<requests>/s,burst=<n>` (e.g. `100/s,burst=200`) or `<requests>`, got `{0}`")]
+    #[error(
+        "expected `<requests>/s,burst=<n>` (e.g. `100/s,burst=200`) or `<requests>`, got `{0}`"
+    )]
     Syntax(String),
     /// The rate is not a positive, finite number of at most one billion.
-    #[error("the rate must be a number greater than 0 and at most 1000000000 per second, got `{0}`")]
+    #[error(
+        "the rate must be a number greater than 0 and at most 1000000000 per second, got `{0}`"
+    )]
     PerSecond(String),
     /// The burst is not an integer between 1 and one billion.
     #[error("the burst must be a whole number between 1 and 1000000000, got `{0}`")]
@@ -88,7 +92,10 @@ impl Rate {
             return Err(syntax());
         }
         let per_second: f64 = number.parse().map_err(|_| {
-            if number.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') {
+            if number
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+            {
                 RateError::PerSecond(number.to_owned())
             } else {
                 syntax()
@@ -103,9 +110,15 @@ impl Rate {
                 (per_second * 2.0).ceil().clamp(1.0, f64::from(MAX_BURST)) as u32
             }
             Some(part) => {
-                let value = part.trim().strip_prefix("burst").map(str::trim_start).and_then(|r| r.strip_prefix('='));
+                let value = part
+                    .trim()
+                    .strip_prefix("burst")
+                    .map(str::trim_start)
+                    .and_then(|r| r.strip_prefix('='));
                 let value = value.ok_or_else(syntax)?.trim();
-                value.parse::<u32>().map_err(|_| RateError::Burst(value.to_owned()))?
+                value
+                    .parse::<u32>()
+                    .map_err(|_| RateError::Burst(value.to_owned()))?
             }
         };
         if parts.next().is_some() {
@@ -140,7 +153,16 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> RateLimits {
-        RateLimits { user: Rate { per_second: 100.0, burst: 200 }, anon: Rate { per_second: 50.0, burst: 100 } }
+        RateLimits {
+            user: Rate {
+                per_second: 100.0,
+                burst: 200,
+            },
+            anon: Rate {
+                per_second: 50.0,
+                burst: 100,
+            },
+        }
     }
 }
 
@@ -155,7 +177,10 @@ impl RateLimits {
         let mut limits = RateLimits::default();
         for (var, slot) in [(USER_ENV, &mut limits.user), (ANON_ENV, &mut limits.anon)] {
             if let Some(text) = lookup(var) {
-                *slot = Rate::parse(&text).map_err(|e| RateError::Env { var, source: Box::new(e) })?;
+                *slot = Rate::parse(&text).map_err(|e| RateError::Env {
+                    var,
+                    source: Box::new(e),
+                })?;
             }
         }
         Ok(limits)
@@ -246,18 +271,55 @@ mod tests {
 
     #[test]
     fn parses_the_documented_forms() {
-        assert_eq!(Rate::parse("100/s,burst=200").unwrap(), Rate { per_second: 100.0, burst: 200 });
-        assert_eq!(Rate::parse(" 100/s , burst = 7 ").unwrap(), Rate { per_second: 100.0, burst: 7 });
-        assert_eq!(Rate::parse("100").unwrap(), Rate { per_second: 100.0, burst: 200 });
-        assert_eq!(Rate::parse("50/s").unwrap(), Rate { per_second: 50.0, burst: 100 });
-        assert_eq!(Rate::parse("0.2").unwrap(), Rate { per_second: 0.2, burst: 1 });
-        assert_eq!("2.5/s,burst=3".parse::<Rate>().unwrap().to_string(), "2.5/s,burst=3");
+        assert_eq!(
+            Rate::parse("100/s,burst=200").unwrap(),
+            Rate {
+                per_second: 100.0,
+                burst: 200
+            }
+        );
+        assert_eq!(
+            Rate::parse(" 100/s , burst = 7 ").unwrap(),
+            Rate {
+                per_second: 100.0,
+                burst: 7
+            }
+        );
+        assert_eq!(
+            Rate::parse("100").unwrap(),
+            Rate {
+                per_second: 100.0,
+                burst: 200
+            }
+        );
+        assert_eq!(
+            Rate::parse("50/s").unwrap(),
+            Rate {
+                per_second: 50.0,
+                burst: 100
+            }
+        );
+        assert_eq!(
+            Rate::parse("0.2").unwrap(),
+            Rate {
+                per_second: 0.2,
+                burst: 1
+            }
+        );
+        assert_eq!(
+            "2.5/s,burst=3".parse::<Rate>().unwrap().to_string(),
+            "2.5/s,burst=3"
+        );
     }
 
     #[test]
     fn explains_what_is_wrong() {
         let msg = |s: &str| Rate::parse(s).unwrap_err().to_string();
-        assert!(msg("fast").contains("expected `<requests>/s,burst=<n>`"), "{}", msg("fast"));
+        assert!(
+            msg("fast").contains("expected `<requests>/s,burst=<n>`"),
+            "{}",
+            msg("fast")
+        );
         assert!(msg("").contains("expected"));
         assert!(msg("0/s").contains("greater than 0"));
         assert!(msg("-1").contains("greater than 0"));
@@ -271,10 +333,22 @@ mod tests {
 
     #[test]
     fn env_overrides_name_the_variable() {
-        let limits = RateLimits::from_lookup(|v| (v == USER_ENV).then(|| "7/s,burst=9".to_owned())).unwrap();
-        assert_eq!(limits.user, Rate { per_second: 7.0, burst: 9 });
+        let limits =
+            RateLimits::from_lookup(|v| (v == USER_ENV).then(|| "7/s,burst=9".to_owned())).unwrap();
+        assert_eq!(
+            limits.user,
+            Rate {
+                per_second: 7.0,
+                burst: 9
+            }
+        );
         assert_eq!(limits.anon, RateLimits::default().anon);
-        let err = RateLimits::from_lookup(|v| (v == ANON_ENV).then(|| "lots".to_owned())).unwrap_err();
-        assert!(err.to_string().starts_with("BAZAAR_RATE_LIMIT_ANON: expected"), "{err}");
+        let err =
+            RateLimits::from_lookup(|v| (v == ANON_ENV).then(|| "lots".to_owned())).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("BAZAAR_RATE_LIMIT_ANON: expected"),
+            "{err}"
+        );
     }
 }

@@ -105,7 +105,10 @@ impl Route {
     pub fn new(prefix: impl Into<String>, service: &str) -> Route {
         Route {
             prefix: prefix.into(),
-            upstreams: vec![Upstream { service: Arc::from(service), weight: 1 }],
+            upstreams: vec![Upstream {
+                service: Arc::from(service),
+                weight: 1,
+            }],
             rewrite: None,
             timeout: DEFAULT_TIMEOUT,
             auth: AuthPolicy::Public,
@@ -189,7 +192,11 @@ impl Route {
         } else {
             &path[self.prefix.len().min(path.len())..]
         };
-        let rest = if self.prefix == "/" && rest == "/" { "" } else { rest };
+        let rest = if self.prefix == "/" && rest == "/" {
+            ""
+        } else {
+            rest
+        };
         if rest.is_empty() {
             Cow::Owned(rewrite.clone())
         } else if rewrite == "/" {
@@ -236,14 +243,22 @@ impl Route {
             return Err("needs `service` or a non-empty `upstreams` list".to_owned());
         }
         for u in &self.upstreams {
-            if u.service.is_empty() || !u.service.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            if u.service.is_empty()
+                || !u
+                    .service
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
                 return Err(format!(
                     "service name `{}` must be non-empty and use only letters, digits, '-', '_' and '.'",
                     u.service
                 ));
             }
             if self.upstreams.len() > 1 && u.weight == 0 {
-                return Err(format!("upstream `{}` needs a weight of at least 1", u.service));
+                return Err(format!(
+                    "upstream `{}` needs a weight of at least 1",
+                    u.service
+                ));
             }
         }
         if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
@@ -254,7 +269,10 @@ impl Route {
             ));
         }
         if self.body_limit > MAX_BODY_LIMIT {
-            return Err(format!("`body_limit` must be at most {MAX_BODY_LIMIT} bytes (got {})", self.body_limit));
+            return Err(format!(
+                "`body_limit` must be at most {MAX_BODY_LIMIT} bytes (got {})",
+                self.body_limit
+            ));
         }
         if self.cache_ttl > MAX_CACHE_TTL {
             return Err(format!(
@@ -264,10 +282,13 @@ impl Route {
             ));
         }
         if let Some(limit) = &self.rate_limit {
-            Rate::new(limit.rate.per_second, limit.rate.burst).map_err(|e| format!("`rate_limit`: {e}"))?;
+            Rate::new(limit.rate.per_second, limit.rate.burst)
+                .map_err(|e| format!("`rate_limit`: {e}"))?;
         }
         if self.methods.as_ref().is_some_and(Vec::is_empty) {
-            return Err("`methods` must list at least one method (leave it out to allow all)".to_owned());
+            return Err(
+                "`methods` must list at least one method (leave it out to allow all)".to_owned(),
+            );
         }
         Ok(())
     }
@@ -284,13 +305,23 @@ impl RouteTable {
     /// A table of `routes`, checked: paths well-formed, no duplicate prefix, settings in range.
     pub fn new(routes: Vec<Route>) -> Result<RouteTable, RouteTableError> {
         if routes.is_empty() {
-            return Err(RouteTableError::invalid(None, "the route table has no routes"));
+            return Err(RouteTableError::invalid(
+                None,
+                "the route table has no routes",
+            ));
         }
         let mut seen = HashSet::new();
         for (i, route) in routes.iter().enumerate() {
-            route.validate().map_err(|msg| RouteTableError::route(None, i, &route.prefix, msg))?;
+            route
+                .validate()
+                .map_err(|msg| RouteTableError::route(None, i, &route.prefix, msg))?;
             if !seen.insert(route.prefix.as_str()) {
-                return Err(RouteTableError::route(None, i, &route.prefix, "this prefix is already routed".to_owned()));
+                return Err(RouteTableError::route(
+                    None,
+                    i,
+                    &route.prefix,
+                    "this prefix is already routed".to_owned(),
+                ));
             }
         }
         let mut routes = routes;
@@ -304,10 +335,14 @@ impl RouteTable {
     }
 
     /// Reads and parses a TOML route table file; errors name the file.
-    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<RouteTable, RouteTableError> {
+    pub fn from_toml_file(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<RouteTable, RouteTableError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| RouteTableError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| RouteTableError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         config::parse(&text, Some(path))
     }
 
@@ -336,7 +371,10 @@ impl RouteTable {
 impl Default for RouteTable {
     /// The public contract's routes (API.md).
     fn default() -> RouteTable {
-        let login_rate = Rate { per_second: 10.0, burst: 20 };
+        let login_rate = Rate {
+            per_second: 10.0,
+            burst: 20,
+        };
         let routes = vec![
             // Identity enforces auth on /users/me itself; registration is public.
             Route::new("/api/v1/users", "identity"),
@@ -347,8 +385,12 @@ impl Default for RouteTable {
             Route::new("/api/v1/inventory", "inventory").auth(AuthPolicy::Admin),
             Route::new("/api/v1/orders", "order").auth(AuthPolicy::Required),
             Route::new("/api/v1/me/notifications", "notification").auth(AuthPolicy::Required),
-            Route::new("/api/v1/admin/sagas", "order").rewrite("/admin/sagas").auth(AuthPolicy::Admin),
-            Route::new("/api/v1/admin/payments", "payment").rewrite("/admin/payments").auth(AuthPolicy::Admin),
+            Route::new("/api/v1/admin/sagas", "order")
+                .rewrite("/admin/sagas")
+                .auth(AuthPolicy::Admin),
+            Route::new("/api/v1/admin/payments", "payment")
+                .rewrite("/admin/payments")
+                .auth(AuthPolicy::Admin),
         ];
         RouteTable::new(routes).unwrap_or_else(|_| RouteTable { routes: Vec::new() })
     }
@@ -379,10 +421,17 @@ fn check_path(field: &str, path: &str) -> Result<(), String> {
     }
     for segment in path[1..].split('/') {
         if segment.is_empty() || segment == "." || segment == ".." {
-            return Err(format!("`{field}` must not contain empty, '.' or '..' segments (got `{path}`)"));
+            return Err(format!(
+                "`{field}` must not contain empty, '.' or '..' segments (got `{path}`)"
+            ));
         }
-        if let Some(c) = segment.chars().find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(*c))) {
-            return Err(format!("`{field}` contains `{c}`, which a path segment cannot hold (got `{path}`)"));
+        if let Some(c) = segment
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(*c)))
+        {
+            return Err(format!(
+                "`{field}` contains `{c}`, which a path segment cannot hold (got `{path}`)"
+            ));
         }
     }
     Ok(())
@@ -432,8 +481,14 @@ mod tests {
             Route::new("/api/v1", "c"),
         ])
         .unwrap();
-        assert_eq!(&*table.find("/api/v1/products/9").unwrap().upstreams[0].service, "b");
-        assert_eq!(&*table.find("/api/v1/productsx").unwrap().upstreams[0].service, "c");
+        assert_eq!(
+            &*table.find("/api/v1/products/9").unwrap().upstreams[0].service,
+            "b"
+        );
+        assert_eq!(
+            &*table.find("/api/v1/productsx").unwrap().upstreams[0].service,
+            "c"
+        );
         assert_eq!(&*table.find("/api/v2").unwrap().upstreams[0].service, "a");
         assert!(table.find("/apix").is_none());
     }
@@ -442,7 +497,10 @@ mod tests {
     fn rewrite_replaces_the_prefix() {
         let r = Route::new("/api/v1/admin/sagas", "order").rewrite("/admin/sagas");
         assert_eq!(r.upstream_path("/api/v1/admin/sagas"), "/admin/sagas");
-        assert_eq!(r.upstream_path("/api/v1/admin/sagas/7/retry"), "/admin/sagas/7/retry");
+        assert_eq!(
+            r.upstream_path("/api/v1/admin/sagas/7/retry"),
+            "/admin/sagas/7/retry"
+        );
         let r = Route::new("/api/v1/legacy", "old").rewrite("/");
         assert_eq!(r.upstream_path("/api/v1/legacy"), "/");
         assert_eq!(r.upstream_path("/api/v1/legacy/x"), "/x");
@@ -459,16 +517,40 @@ mod tests {
         assert_eq!(t.routes().len(), 9);
         let r = t.find("/api/v1/admin/sagas/1/retry").unwrap();
         assert_eq!(r.auth, AuthPolicy::Admin);
-        assert_eq!(r.upstream_path("/api/v1/admin/sagas/1/retry"), "/admin/sagas/1/retry");
-        assert_eq!(t.find("/api/v1/products").unwrap().cache_ttl, Duration::from_secs(2));
-        assert_eq!(t.find("/api/v1/auth/token").unwrap().rate_limit.unwrap().key, RateKeyKind::Ip);
+        assert_eq!(
+            r.upstream_path("/api/v1/admin/sagas/1/retry"),
+            "/admin/sagas/1/retry"
+        );
+        assert_eq!(
+            t.find("/api/v1/products").unwrap().cache_ttl,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            t.find("/api/v1/auth/token")
+                .unwrap()
+                .rate_limit
+                .unwrap()
+                .key,
+            RateKeyKind::Ip
+        );
         assert!(t.find("/api/v1/unknown").is_none());
     }
 
     #[test]
     fn refuses_bad_prefixes_and_duplicates() {
-        for bad in ["api", "/api/", "/api//x", "/api/../x", "/api/{id}", "/a b", ""] {
-            assert!(RouteTable::new(vec![Route::new(bad, "svc")]).is_err(), "{bad}");
+        for bad in [
+            "api",
+            "/api/",
+            "/api//x",
+            "/api/../x",
+            "/api/{id}",
+            "/a b",
+            "",
+        ] {
+            assert!(
+                RouteTable::new(vec![Route::new(bad, "svc")]).is_err(),
+                "{bad}"
+            );
         }
         let dup = RouteTable::new(vec![Route::new("/a", "x"), Route::new("/a", "y")]).unwrap_err();
         assert!(dup.to_string().contains("already routed"), "{dup}");
@@ -477,10 +559,18 @@ mod tests {
     #[test]
     fn weighted_upstreams_split_roughly_by_weight() {
         let r = Route::new("/x", "a").upstreams(vec![
-            Upstream { service: "a".into(), weight: 9 },
-            Upstream { service: "b".into(), weight: 1 },
+            Upstream {
+                service: "a".into(),
+                weight: 9,
+            },
+            Upstream {
+                service: "b".into(),
+                weight: 1,
+            },
         ]);
-        let b = (0..10_000).filter(|_| &*r.choose_upstream().unwrap().service == "b").count();
+        let b = (0..10_000)
+            .filter(|_| &*r.choose_upstream().unwrap().service == "b")
+            .count();
         assert!((500..1500).contains(&b), "{b}");
     }
 

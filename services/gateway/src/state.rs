@@ -10,7 +10,10 @@ use bytes::Bytes;
 use crate::{
     cache::ResponseCache,
     openapi,
-    proxy::client::{self, UpstreamClient},
+    proxy::{
+        client::{self, UpstreamClient},
+        telemetry::UpstreamMetrics,
+    },
     ratelimit::{InMemoryRateLimiter, RateLimiter, RateLimits},
     routes::RouteTable,
 };
@@ -23,7 +26,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("routes", &self.inner.routes.routes().len()).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("routes", &self.inner.routes.routes().len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -39,6 +44,7 @@ pub(crate) struct Inner {
     /// tables keep services from contending on one lock.
     pub balancers: HashMap<Arc<str>, Balancer>,
     pub spare_balancer: Balancer,
+    pub metrics: UpstreamMetrics,
     pub health: Health,
     /// The merged OpenAPI document, serialized once.
     pub openapi: Bytes,
@@ -58,7 +64,13 @@ impl AppState {
         routes: RouteTable,
         limits: RateLimits,
     ) -> anyhow::Result<AppState> {
-        Self::with_rate_limiter(resolver, verifier, routes, limits, Arc::new(InMemoryRateLimiter::new()))
+        Self::with_rate_limiter(
+            resolver,
+            verifier,
+            routes,
+            limits,
+            Arc::new(InMemoryRateLimiter::new()),
+        )
     }
 
     /// State with another rate limiter (e.g. one shared by several gateways).
@@ -70,7 +82,9 @@ impl AppState {
         limiter: Arc<dyn RateLimiter>,
     ) -> anyhow::Result<AppState> {
         let openapi = Bytes::from(serde_json::to_vec(&openapi::merged()?)?);
-        let balancers = routes.services().into_iter().map(|s| (s, Balancer::new())).collect();
+        let services = routes.services();
+        let metrics = UpstreamMetrics::new(&services);
+        let balancers = services.into_iter().map(|s| (s, Balancer::new())).collect();
         let inner = Inner {
             routes,
             resolver,
@@ -81,10 +95,13 @@ impl AppState {
             client: client::build(),
             balancers,
             spare_balancer: Balancer::new(),
+            metrics,
             health: Health::new(),
             openapi,
         };
-        Ok(AppState { inner: Arc::new(inner) })
+        Ok(AppState {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The gateway's health (readiness turns 503 while draining).

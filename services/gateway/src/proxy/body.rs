@@ -46,19 +46,31 @@ pub(crate) struct PendingBody {
 impl PendingBody {
     pub(crate) fn new(body: Body, limit: u64) -> PendingBody {
         let hint = body.size_hint();
-        let slot = if body.is_end_stream() { None } else { Some(Arc::new(Mutex::new(Some(body)))) };
+        let slot = if body.is_end_stream() {
+            None
+        } else {
+            Some(Arc::new(Mutex::new(Some(body))))
+        };
         PendingBody { slot, limit, hint }
     }
 
     /// A body for the next attempt, or `None` if an earlier attempt has started sending it.
     pub(crate) fn attempt(&self) -> Option<UpstreamBody> {
         let Some(slot) = &self.slot else {
-            return Some(UpstreamBody { state: State::Empty, remaining: 0, hint: SizeHint::with_exact(0) });
+            return Some(UpstreamBody {
+                state: State::Empty,
+                remaining: 0,
+                hint: SizeHint::with_exact(0),
+            });
         };
         if slot.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
             return None;
         }
-        Some(UpstreamBody { state: State::Waiting(slot.clone()), remaining: self.limit, hint: self.hint })
+        Some(UpstreamBody {
+            state: State::Waiting(slot.clone()),
+            remaining: self.limit,
+            hint: self.hint,
+        })
     }
 }
 
@@ -80,7 +92,10 @@ impl http_body::Body for UpstreamBody {
     type Data = Bytes;
     type Error = RequestBodyError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, RequestBodyError>>> {
         let this = self.get_mut();
         loop {
             match &mut this.state {
@@ -148,9 +163,18 @@ mod tests {
     async fn an_unsent_body_can_be_attempted_again() {
         let pending = PendingBody::new(Body::from("hello"), 100);
         drop(pending.attempt().unwrap());
-        let bytes = pending.attempt().unwrap().collect().await.unwrap().to_bytes();
+        let bytes = pending
+            .attempt()
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes();
         assert_eq!(bytes, "hello");
-        assert!(pending.attempt().is_none(), "a sent body cannot be sent again");
+        assert!(
+            pending.attempt().is_none(),
+            "a sent body cannot be sent again"
+        );
     }
 
     #[tokio::test]
@@ -159,7 +183,16 @@ mod tests {
         let err = pending.attempt().unwrap().collect().await.unwrap_err();
         assert!(matches!(err, RequestBodyError::TooLarge));
         let pending = PendingBody::new(Body::from("01234"), 5);
-        assert_eq!(pending.attempt().unwrap().collect().await.unwrap().to_bytes(), "01234");
+        assert_eq!(
+            pending
+                .attempt()
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes(),
+            "01234"
+        );
     }
 
     #[tokio::test]

@@ -18,14 +18,18 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 plus the legacy ones every proxy drops).
 fn is_hop_by_hop(name: &str) -> bool {
-    matches!(name, "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
-        || name.starts_with("proxy-")
+    matches!(
+        name,
+        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+    ) || name.starts_with("proxy-")
 }
 
 /// Headers a client must not be able to send to a service through the gateway.
 fn is_internal(name: &str) -> bool {
-    matches!(name, "x-user-id" | "x-user-roles" | "x-roles" | "x-real-ip" | "forwarded")
-        || name.starts_with("x-bazaar-")
+    matches!(
+        name,
+        "x-user-id" | "x-user-roles" | "x-roles" | "x-real-ip" | "forwarded"
+    ) || name.starts_with("x-bazaar-")
         || name.starts_with("x-internal-")
         || name.starts_with("x-forwarded-")
 }
@@ -34,7 +38,9 @@ fn is_internal(name: &str) -> bool {
 /// with the other hop-by-hop headers by the caller.
 fn remove_connection_listed(headers: &mut HeaderMap) {
     let mut values = headers.get_all(header::CONNECTION).iter();
-    let Some(first) = values.next().cloned() else { return };
+    let Some(first) = values.next().cloned() else {
+        return;
+    };
     // Collecting an empty iterator does not allocate; several Connection headers are rare.
     let rest: Vec<HeaderValue> = values.cloned().collect();
     for value in std::iter::once(&first).chain(&rest) {
@@ -49,19 +55,29 @@ fn remove_connection_listed(headers: &mut HeaderMap) {
 }
 
 fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
-    let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n.as_str())).cloned().collect();
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| doomed(n.as_str()))
+        .cloned()
+        .collect();
     for name in names {
         headers.remove(name);
     }
 }
 
 /// Turns the client's request headers into the upstream request's headers, in place.
-pub(crate) fn prepare_request(headers: &mut HeaderMap, client_ip: IpAddr, ctx: Option<&RequestContext>) {
+pub(crate) fn prepare_request(
+    headers: &mut HeaderMap,
+    client_ip: IpAddr,
+    ctx: Option<&RequestContext>,
+) {
     remove_connection_listed(headers);
     // The upstream's Host is its own authority (hyper sets it); the client's goes along as
     // X-Forwarded-Host.
     let host = headers.remove(header::HOST);
-    remove_where(headers, |n| is_hop_by_hop(n) || is_internal(n) || n == "expect");
+    remove_where(headers, |n| {
+        is_hop_by_hop(n) || is_internal(n) || n == "expect"
+    });
     if let Ok(ip) = HeaderValue::try_from(client_ip.to_string()) {
         headers.insert(X_FORWARDED_FOR.clone(), ip);
     }
@@ -78,7 +94,9 @@ pub(crate) fn prepare_request(headers: &mut HeaderMap, client_ip: IpAddr, ctx: O
 /// Cleans the upstream's response headers for the client, in place.
 pub(crate) fn prepare_response(headers: &mut HeaderMap) {
     remove_connection_listed(headers);
-    remove_where(headers, |n| is_hop_by_hop(n) || n.starts_with("x-internal-"));
+    remove_where(headers, |n| {
+        is_hop_by_hop(n) || n.starts_with("x-internal-")
+    });
 }
 
 #[cfg(test)]
@@ -122,7 +140,14 @@ mod tests {
         names.sort_unstable();
         assert_eq!(
             names,
-            ["accept", "authorization", "content-type", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]
+            [
+                "accept",
+                "authorization",
+                "content-type",
+                "x-forwarded-for",
+                "x-forwarded-host",
+                "x-forwarded-proto"
+            ]
         );
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-host"], "gateway.example");
@@ -131,7 +156,10 @@ mod tests {
     #[test]
     fn adds_trace_context_of_the_gateway_hop() {
         let mut incoming = HeaderMap::new();
-        incoming.insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        incoming.insert(
+            "traceparent",
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
         let ctx = RequestContext::from_headers(&incoming, "/x");
         let mut h = incoming.clone();
         prepare_request(&mut h, "127.0.0.1".parse().unwrap(), Some(&ctx));

@@ -17,7 +17,11 @@ pub(crate) struct Bucket {
 impl Bucket {
     /// A bucket nobody has drawn from yet.
     pub(crate) fn full(rate: Rate, now: u64) -> Bucket {
-        Bucket { tokens: f64::from(rate.burst), updated: now, full_at: now }
+        Bucket {
+            tokens: f64::from(rate.burst),
+            updated: now,
+            full_at: now,
+        }
     }
 
     /// Whether the bucket will have refilled completely by `now`.
@@ -39,8 +43,14 @@ impl Bucket {
         self.updated = self.updated.max(now);
         let to_full = (burst - tokens) / rate.per_second;
         // Float-to-int `as` saturates, which is the behaviour wanted for absurdly slow rates.
-        self.full_at = self.updated.saturating_add((to_full * NANOS_PER_SEC) as u64);
-        let retry_after_secs = if allowed { 0 } else { ((1.0 - tokens) / rate.per_second).ceil().max(1.0) as u64 };
+        self.full_at = self
+            .updated
+            .saturating_add((to_full * NANOS_PER_SEC) as u64);
+        let retry_after_secs = if allowed {
+            0
+        } else {
+            ((1.0 - tokens) / rate.per_second).ceil().max(1.0) as u64
+        };
         Decision {
             allowed,
             limit: rate.burst,
@@ -61,11 +71,17 @@ mod tests {
 
     #[test]
     fn a_fresh_bucket_allows_the_burst_then_refuses() {
-        let rate = Rate { per_second: 1.0, burst: 3 };
+        let rate = Rate {
+            per_second: 1.0,
+            burst: 3,
+        };
         let mut b = Bucket::full(rate, 0);
         let d: Vec<Decision> = (0..4).map(|_| b.take(rate, 0)).collect();
         assert!(d[..3].iter().all(|d| d.allowed));
-        assert_eq!(d.iter().map(|d| d.remaining).collect::<Vec<_>>(), [2, 1, 0, 0]);
+        assert_eq!(
+            d.iter().map(|d| d.remaining).collect::<Vec<_>>(),
+            [2, 1, 0, 0]
+        );
         assert_eq!(d[2].reset_secs, 3);
         assert!(!d[3].allowed);
         assert_eq!(d[3].retry_after_secs, 1);
@@ -74,7 +90,10 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
-        let rate = Rate { per_second: 0.25, burst: 1 };
+        let rate = Rate {
+            per_second: 0.25,
+            burst: 1,
+        };
         let mut b = Bucket::full(rate, 0);
         assert!(b.take(rate, 0).allowed);
         let refused = b.take(rate, SEC);
@@ -85,7 +104,10 @@ mod tests {
 
     #[test]
     fn a_drained_bucket_is_forgettable_once_refilled() {
-        let rate = Rate { per_second: 10.0, burst: 10 };
+        let rate = Rate {
+            per_second: 10.0,
+            burst: 10,
+        };
         let mut b = Bucket::full(rate, 0);
         for _ in 0..10 {
             b.take(rate, 0);

@@ -38,7 +38,9 @@ pub struct InMemoryRateLimiter {
 
 impl std::fmt::Debug for InMemoryRateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InMemoryRateLimiter").field("buckets", &self.len()).finish_non_exhaustive()
+        f.debug_struct("InMemoryRateLimiter")
+            .field("buckets", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,15 +84,28 @@ impl InMemoryRateLimiter {
     /// A limiter keeping at most about `max_keys` buckets.
     pub fn with_max_keys(max_keys: usize) -> Self {
         let shards = (0..SHARDS)
-            .map(|_| Mutex::new(Shard { buckets: HashMap::default(), next_sweep: 0 }))
+            .map(|_| {
+                Mutex::new(Shard {
+                    buckets: HashMap::default(),
+                    next_sweep: 0,
+                })
+            })
             .collect::<Vec<_>>()
             .into_boxed_slice();
-        Self { shards, keys: RandomState::new(), epoch: Instant::now(), max_per_shard: max_keys.div_ceil(SHARDS).max(1) }
+        Self {
+            shards,
+            keys: RandomState::new(),
+            epoch: Instant::now(),
+            max_per_shard: max_keys.div_ceil(SHARDS).max(1),
+        }
     }
 
     /// Buckets currently held (those not yet known to have refilled).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).buckets.len()).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).buckets.len())
+            .sum()
     }
 
     /// Whether no bucket is held.
@@ -105,7 +120,11 @@ impl InMemoryRateLimiter {
 
     fn sweep_at(&self, now: u64) {
         for shard in self.shards.iter() {
-            shard.lock().unwrap_or_else(|e| e.into_inner()).buckets.retain(|_, b| !b.is_full_at(now));
+            shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .buckets
+                .retain(|_, b| !b.is_full_at(now));
         }
     }
 
@@ -159,26 +178,48 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn user(id: &str) -> RateKey<'_> {
-        RateKey { scope: "", subject: Subject::User(id) }
+        RateKey {
+            scope: "",
+            subject: Subject::User(id),
+        }
     }
 
     #[test]
     fn buckets_are_per_key_and_per_scope() {
         let l = InMemoryRateLimiter::new();
-        let rate = Rate { per_second: 1.0, burst: 2 };
+        let rate = Rate {
+            per_second: 1.0,
+            burst: 2,
+        };
         assert!(l.check_at(user("a"), rate, 0).allowed);
         assert!(l.check_at(user("a"), rate, 0).allowed);
         assert!(!l.check_at(user("a"), rate, 0).allowed);
         assert!(l.check_at(user("b"), rate, 0).allowed);
-        assert!(l.check_at(RateKey { scope: "/login", subject: Subject::User("a") }, rate, 0).allowed);
-        let ip = RateKey { scope: "", subject: Subject::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)) };
+        assert!(
+            l.check_at(
+                RateKey {
+                    scope: "/login",
+                    subject: Subject::User("a")
+                },
+                rate,
+                0
+            )
+            .allowed
+        );
+        let ip = RateKey {
+            scope: "",
+            subject: Subject::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
         assert!(l.check_at(ip, rate, 0).allowed);
     }
 
     #[test]
     fn refilled_buckets_are_swept_so_memory_stays_bounded() {
         let l = InMemoryRateLimiter::new();
-        let rate = Rate { per_second: 1.0, burst: 100 };
+        let rate = Rate {
+            per_second: 1.0,
+            burst: 100,
+        };
         let ids: Vec<String> = (0..5_000).map(|i| format!("u{i}")).collect();
         for id in &ids {
             l.check_at(user(id), rate, 0);
@@ -193,7 +234,10 @@ mod tests {
     #[test]
     fn shards_sweep_themselves_while_in_use() {
         let l = InMemoryRateLimiter::new();
-        let rate = Rate { per_second: 100.0, burst: 100 };
+        let rate = Rate {
+            per_second: 100.0,
+            burst: 100,
+        };
         for i in 0..5_000 {
             l.check_at(user(&format!("u{i}")), rate, 0);
         }
@@ -207,7 +251,10 @@ mod tests {
     #[test]
     fn a_full_shard_evicts_instead_of_growing() {
         let l = InMemoryRateLimiter::with_max_keys(SHARDS);
-        let rate = Rate { per_second: 0.001, burst: 5 };
+        let rate = Rate {
+            per_second: 0.001,
+            burst: 5,
+        };
         for i in 0..10_000 {
             l.check_at(user(&format!("u{i}")), rate, 0);
         }

@@ -12,7 +12,10 @@ use std::{
 use http::Method;
 use serde::Deserialize;
 
-use super::{AuthPolicy, RateKeyKind, Route, RouteRateLimit, RouteTable, Upstream, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT};
+use super::{
+    AuthPolicy, RateKeyKind, Route, RouteRateLimit, RouteTable, Upstream, DEFAULT_BODY_LIMIT,
+    DEFAULT_TIMEOUT,
+};
 use crate::ratelimit::Rate;
 
 /// Why a route table could not be loaded; the message names the file and the route.
@@ -58,24 +61,51 @@ pub enum RouteTableError {
 }
 
 fn origin(path: Option<&Path>) -> String {
-    path.map_or_else(|| "route table".to_owned(), |p| format!("route table {}", p.display()))
+    path.map_or_else(
+        || "route table".to_owned(),
+        |p| format!("route table {}", p.display()),
+    )
 }
 
 impl RouteTableError {
     pub(super) fn invalid(path: Option<&Path>, message: &str) -> Self {
-        Self::Invalid { path: path.map(Path::to_path_buf), message: message.to_owned() }
+        Self::Invalid {
+            path: path.map(Path::to_path_buf),
+            message: message.to_owned(),
+        }
     }
 
     pub(super) fn route(path: Option<&Path>, index: usize, prefix: &str, message: String) -> Self {
-        Self::Route { path: path.map(Path::to_path_buf), number: index + 1, prefix: prefix.to_owned(), message }
+        Self::Route {
+            path: path.map(Path::to_path_buf),
+            number: index + 1,
+            prefix: prefix.to_owned(),
+            message,
+        }
     }
 
     fn with_path(self, file: Option<&Path>) -> Self {
         let file = file.map(Path::to_path_buf);
         match self {
-            Self::Parse { message, .. } => Self::Parse { path: file, message },
-            Self::Route { number, prefix, message, .. } => Self::Route { path: file, number, prefix, message },
-            Self::Invalid { message, .. } => Self::Invalid { path: file, message },
+            Self::Parse { message, .. } => Self::Parse {
+                path: file,
+                message,
+            },
+            Self::Route {
+                number,
+                prefix,
+                message,
+                ..
+            } => Self::Route {
+                path: file,
+                number,
+                prefix,
+                message,
+            },
+            Self::Invalid { message, .. } => Self::Invalid {
+                path: file,
+                message,
+            },
             read @ Self::Read { .. } => read,
         }
     }
@@ -84,7 +114,8 @@ impl RouteTableError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    #[serde(default)]
+    /// `[[route]]` entries; `[[routes]]` is accepted too, since both read naturally.
+    #[serde(default, alias = "routes")]
     route: Vec<RawRoute>,
 }
 
@@ -135,12 +166,23 @@ pub(super) fn parse(text: &str, path: Option<&Path>) -> Result<RouteTable, Route
 
 fn convert(raw: RawRoute) -> Result<Route, String> {
     let upstreams = match (raw.service, raw.upstreams) {
-        (Some(service), None) => vec![Upstream { service: Arc::from(service), weight: 1 }],
-        (None, Some(list)) => {
-            list.into_iter().map(|u| Upstream { service: Arc::from(u.service), weight: u.weight }).collect()
+        (Some(service), None) => vec![Upstream {
+            service: Arc::from(service),
+            weight: 1,
+        }],
+        (None, Some(list)) => list
+            .into_iter()
+            .map(|u| Upstream {
+                service: Arc::from(u.service),
+                weight: u.weight,
+            })
+            .collect(),
+        (Some(_), Some(_)) => {
+            return Err("set either `service` or `upstreams`, not both".to_owned())
         }
-        (Some(_), Some(_)) => return Err("set either `service` or `upstreams`, not both".to_owned()),
-        (None, None) => return Err("needs `service` (or `upstreams` for a weighted split)".to_owned()),
+        (None, None) => {
+            return Err("needs `service` (or `upstreams` for a weighted split)".to_owned())
+        }
     };
     let rate_limit = match raw.rate_limit {
         Some(r) => Some(RouteRateLimit {
@@ -150,25 +192,35 @@ fn convert(raw: RawRoute) -> Result<Route, String> {
         None => None,
     };
     let methods = match raw.methods {
-        Some(list) => Some(list.iter().map(|m| parse_method(m)).collect::<Result<Vec<_>, _>>()?),
+        Some(list) => Some(
+            list.iter()
+                .map(|m| parse_method(m))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         None => None,
     };
     Ok(Route {
         prefix: raw.prefix,
         upstreams,
         rewrite: raw.rewrite,
-        timeout: raw.timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis),
+        timeout: raw
+            .timeout_ms
+            .map_or(DEFAULT_TIMEOUT, Duration::from_millis),
         auth: raw.auth,
         rate_limit,
         body_limit: raw.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
-        cache_ttl: raw.cache_ttl_ms.map_or(Duration::ZERO, Duration::from_millis),
+        cache_ttl: raw
+            .cache_ttl_ms
+            .map_or(Duration::ZERO, Duration::from_millis),
         methods,
     })
 }
 
 fn parse_method(m: &str) -> Result<Method, String> {
     if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(format!("`methods`: `{m}` is not an upper-case HTTP method such as GET or POST"));
+        return Err(format!(
+            "`methods`: `{m}` is not an upper-case HTTP method such as GET or POST"
+        ));
     }
     Method::from_bytes(m.as_bytes()).map_err(|_| format!("`methods`: `{m}` is not an HTTP method"))
 }
@@ -208,11 +260,24 @@ mod tests {
         assert_eq!(r.rewrite.as_deref(), Some("/v2"));
         assert_eq!(r.timeout, Duration::from_millis(1500));
         assert_eq!(r.auth, AuthPolicy::Admin);
-        assert_eq!(r.rate_limit.unwrap().rate, Rate { per_second: 5.0, burst: 10 });
+        assert_eq!(
+            r.rate_limit.unwrap().rate,
+            Rate {
+                per_second: 5.0,
+                burst: 10
+            }
+        );
         assert_eq!(r.rate_limit.unwrap().key, RateKeyKind::Ip);
         assert_eq!(r.body_limit, 1024);
         assert_eq!(r.cache_ttl, Duration::from_millis(500));
         assert_eq!(r.methods.as_deref(), Some(&[Method::GET, Method::HEAD][..]));
+    }
+
+    #[test]
+    fn accepts_routes_as_the_table_name_too() {
+        let t =
+            RouteTable::from_toml_str("[[routes]]\nprefix = \"/a\"\nservice = \"x\"\n").unwrap();
+        assert_eq!(t.routes()[0].prefix, "/a");
     }
 
     #[test]
@@ -239,10 +304,16 @@ mod tests {
     fn a_file_error_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("routes.toml");
-        std::fs::write(&path, "[[route]]\nprefix = \"/a\"\nservice = \"x\"\nbody_limit = -1\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[route]]\nprefix = \"/a\"\nservice = \"x\"\nbody_limit = -1\n",
+        )
+        .unwrap();
         let err = RouteTable::from_toml_file(&path).unwrap_err().to_string();
         assert!(err.contains("routes.toml"), "{err}");
-        let err = RouteTable::from_toml_file(dir.path().join("missing.toml")).unwrap_err().to_string();
+        let err = RouteTable::from_toml_file(dir.path().join("missing.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("cannot read route table"), "{err}");
     }
 }
