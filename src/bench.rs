@@ -10,6 +10,7 @@
 //! bench ends, fails or is interrupted: each lives in a guard that cleans up on drop, and an
 //! interrupt drops the whole bench future.
 
+mod cpu;
 mod gateway;
 mod loadgen;
 mod nginx;
@@ -52,7 +53,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     tokio::select! {
         result = bench => result,
         () = bazaar_runtime::shutdown::signal() => {
+            reap_children(CHILD_EXIT_WAIT).await;
             anyhow::bail!("interrupted: stopped the processes the bench started and removed its temporary files")
+        }
+    }
+}
+
+/// How long an interrupted bench waits for its children to finish stopping.
+const CHILD_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits (bounded) until every child has exited, reaping each one: the guards only signal,
+/// and `bazaar up` in particular needs a moment to stop its own children.
+async fn reap_children(limit: std::time::Duration) {
+    use nix::{
+        errno::Errno,
+        sys::wait::{waitpid, WaitPidFlag, WaitStatus},
+        unistd::Pid,
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            // ECHILD: no children left.
+            Err(_) => return,
         }
     }
 }

@@ -45,7 +45,8 @@ pub enum ServiceName {
 
 impl ServiceName {
     /// Every service `bazaar up` starts, registry first, gateway last.
-    pub const ALL: [ServiceName; 4] = [Self::Registry, Self::Identity, Self::Catalog, Self::Gateway];
+    pub const ALL: [ServiceName; 4] =
+        [Self::Registry, Self::Identity, Self::Catalog, Self::Gateway];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,7 +72,11 @@ pub struct CommonArgs {
     pub database_url: Option<String>,
 
     /// The registry's URL. Services register there and find each other through it.
-    #[arg(long, env = "BAZAAR_REGISTRY_URL", default_value = "http://127.0.0.1:8090")]
+    #[arg(
+        long,
+        env = "BAZAAR_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8090"
+    )]
     pub registry_url: String,
 
     /// The gateway's listen address.
@@ -83,7 +88,11 @@ pub struct CommonArgs {
     pub lease_ttl: Duration,
 
     /// Per-user rate limit at the gateway: `RATE/s,burst=N` (or just `RATE`, burst 2×RATE).
-    #[arg(long, env = "BAZAAR_RATE_LIMIT_USER", default_value = "100/s,burst=200")]
+    #[arg(
+        long,
+        env = "BAZAAR_RATE_LIMIT_USER",
+        default_value = "100/s,burst=200"
+    )]
     pub rate_limit_user: String,
 
     /// Per-IP rate limit at the gateway for anonymous requests.
@@ -157,15 +166,23 @@ pub struct StatusArgs {
 /// Parses `250ms`, `10s`, `5m`, `1h` or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 5m)"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 5m)"))?;
     let secs = match unit.trim() {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown duration unit `{other}` in `{s}` (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{s}` (use ms, s, m or h)"
+            ))
+        }
     };
     if !secs.is_finite() || !(0.0..=86_400.0 * 365.0).contains(&secs) {
         return Err(format!("`{s}` is out of range"));

@@ -35,8 +35,12 @@ impl RunFile {
 
     pub fn load(data_dir: &Path) -> anyhow::Result<RunFile> {
         let path = Self::path(data_dir);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("cannot read {} ({e}); is `bazaar up` running there?", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} ({e}); is `bazaar up` running there?",
+                path.display()
+            )
+        })?;
         Ok(serde_json::from_str(&text)?)
     }
 

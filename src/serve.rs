@@ -3,7 +3,9 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use bazaar_discovery::{Instance, RegistryClient, RegistryResolver, Registration, Resolver, StaticResolver};
+use bazaar_discovery::{
+    Instance, Registration, RegistryClient, RegistryResolver, Resolver, StaticResolver,
+};
 use bazaar_runtime::{telemetry, App};
 
 use crate::cli::{CommonArgs, ServeArgs, ServiceName, UsageError};
@@ -29,11 +31,17 @@ impl ServiceConfig {
             (None, ServiceName::Registry) => registry_addr(&args.common.registry_url)?,
             (None, _) => SocketAddr::from(([127, 0, 0, 1], 0)),
         };
-        let instance_id = args
-            .instance_id
-            .unwrap_or_else(|| format!("{}-{}", args.service.as_str(), &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        let instance_id = args.instance_id.unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                args.service.as_str(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            )
+        });
         if !bazaar_runtime::context::is_valid_request_id(&instance_id) {
-            return Err(UsageError(format!("--instance-id `{instance_id}` must be 1-128 of [A-Za-z0-9._-]")));
+            return Err(UsageError(format!(
+                "--instance-id `{instance_id}` must be 1-128 of [A-Za-z0-9._-]"
+            )));
         }
         Ok(Self {
             service: args.service,
@@ -43,20 +51,29 @@ impl ServiceConfig {
             instance_id,
             seed_demo: args.seed_demo,
             static_discovery: args.static_discovery,
-            admin_password: std::env::var("BAZAAR_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()),
+            admin_password: std::env::var("BAZAAR_ADMIN_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
         })
     }
 }
 
 /// The `host:port` the registry listens on, from its URL.
 pub fn registry_addr(url: &str) -> Result<SocketAddr, UsageError> {
-    let parsed = url::Url::parse(url).map_err(|e| UsageError(format!("BAZAAR_REGISTRY_URL `{url}`: {e}")))?;
+    let parsed = url::Url::parse(url)
+        .map_err(|e| UsageError(format!("BAZAAR_REGISTRY_URL `{url}`: {e}")))?;
     let host = parsed.host_str().unwrap_or("127.0.0.1");
     let port = parsed.port_or_known_default().unwrap_or(8090);
-    let host = if host == "localhost" { "127.0.0.1" } else { host };
-    format!("{host}:{port}")
-        .parse()
-        .map_err(|_| UsageError(format!("BAZAAR_REGISTRY_URL `{url}` must name an IP address and port")))
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    format!("{host}:{port}").parse().map_err(|_| {
+        UsageError(format!(
+            "BAZAAR_REGISTRY_URL `{url}` must name an IP address and port"
+        ))
+    })
 }
 
 /// A built service, bound and ready to run, and how to announce it.
@@ -75,11 +92,18 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
         RegistryResolver::new(RegistryClient::new(&common.registry_url))
     };
     let jwks = || {
-        Arc::new(bazaar_auth::Verifier::new(bazaar_discovery::jwks_source(resolver.clone(), reqwest::Client::new())))
+        Arc::new(bazaar_auth::Verifier::new(bazaar_discovery::jwks_source(
+            resolver.clone(),
+            reqwest::Client::new(),
+        )))
     };
     let app = match cfg.service {
         ServiceName::Registry => {
-            bazaar_registry::build(bazaar_registry::Settings { addr: cfg.addr, lease_ttl: common.lease_ttl }).await?
+            bazaar_registry::build(bazaar_registry::Settings {
+                addr: cfg.addr,
+                lease_ttl: common.lease_ttl,
+            })
+            .await?
         }
         ServiceName::Identity => {
             bazaar_identity::build(bazaar_identity::Settings {
@@ -102,8 +126,9 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
         }
         ServiceName::Gateway => {
             let routes = match &common.gateway_routes {
-                Some(path) => bazaar_gateway::RouteTable::from_toml_file(path)
-                    .map_err(|e| UsageError(format!("--gateway-routes {}: {e:#}", path.display())))?,
+                Some(path) => bazaar_gateway::RouteTable::from_toml_file(path).map_err(|e| {
+                    UsageError(format!("--gateway-routes {}: {e:#}", path.display()))
+                })?,
                 None => bazaar_gateway::RouteTable::default(),
             };
             let rate_limits = bazaar_gateway::RateLimits {
@@ -123,19 +148,28 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
         }
     };
     let bound = app.local_addr();
-    let http_addr = cfg.advertise_addr.clone().unwrap_or_else(|| advertised(bound));
+    let http_addr = cfg
+        .advertise_addr
+        .clone()
+        .unwrap_or_else(|| advertised(bound));
     let instance = Instance {
         service: cfg.service.as_str().to_owned(),
         instance_id: cfg.instance_id.clone(),
         http_addr,
         grpc_addr: None,
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        metadata: [("pid".to_owned(), std::process::id().to_string())].into_iter().collect(),
+        metadata: [("pid".to_owned(), std::process::id().to_string())]
+            .into_iter()
+            .collect(),
     };
     // The registry does not register with itself; static discovery has no registry at all.
     let registry = (cfg.service != ServiceName::Registry && !cfg.static_discovery)
         .then(|| RegistryClient::new(&common.registry_url));
-    Ok(Built { app, instance, registry })
+    Ok(Built {
+        app,
+        instance,
+        registry,
+    })
 }
 
 /// An unspecified bind address (0.0.0.0) is not reachable as such: advertise loopback.
@@ -148,8 +182,15 @@ fn advertised(bound: SocketAddr) -> String {
 }
 
 /// Runs a built service until `stop` resolves: registers, serves, deregisters, drains.
-pub async fn run_built(built: Built, stop: impl std::future::Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let Built { app, instance, registry } = built;
+pub async fn run_built(
+    built: Built,
+    stop: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let Built {
+        app,
+        instance,
+        registry,
+    } = built;
     let registration = match registry {
         Some(client) => Some(Registration::start(client, instance.clone()).await),
         None => None,
@@ -168,7 +209,10 @@ pub async fn run_built(built: Built, stop: impl std::future::Future<Output = ()>
 
 /// Resolves when the supervising process (if any) is gone, so orphans do not linger.
 pub async fn supervisor_gone() {
-    let Some(pid) = std::env::var("BAZAAR_SUPERVISOR_PID").ok().and_then(|p| p.parse::<i32>().ok()) else {
+    let Some(pid) = std::env::var("BAZAAR_SUPERVISOR_PID")
+        .ok()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
         return std::future::pending().await;
     };
     loop {
@@ -185,7 +229,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = ServiceConfig::from_args(args)?;
     let built = build(&cfg).await?;
     // One line on stdout for whoever started us (the supervisor reads it).
-    println!("bazaar-serve: {} listening on {}", cfg.service.as_str(), built.instance.http_addr);
+    println!(
+        "bazaar-serve: {} listening on {}",
+        cfg.service.as_str(),
+        built.instance.http_addr
+    );
     run_built(built, async {
         tokio::select! {
             () = bazaar_runtime::shutdown::signal() => {}

@@ -25,9 +25,15 @@ struct Row {
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     let run = RunFile::load(&args.data_dir)?;
     if !pid_alive(run.supervisor_pid) {
-        anyhow::bail!("the `bazaar up` that wrote {} (pid {}) is not running", RunFile::path(&args.data_dir).display(), run.supervisor_pid);
+        anyhow::bail!(
+            "the `bazaar up` that wrote {} (pid {}) is not running",
+            RunFile::path(&args.data_dir).display(),
+            run.supervisor_pid
+        );
     }
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
     let registry = bazaar_discovery::RegistryClient::new(&run.registry_url);
     let registered: Vec<String> = match registry.list_all().await {
         Ok(all) => all.into_iter().map(|r| r.instance.instance_id).collect(),
@@ -57,15 +63,28 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("Bazaar ({}) — gateway {}, registry {}", run.mode, run.gateway_url, run.registry_url);
+    println!(
+        "Bazaar ({}) — gateway {}, registry {}",
+        run.mode, run.gateway_url, run.registry_url
+    );
     println!();
     println!(
         "{:<10} {:<12} {:>8}  {:<22} {:<10} {:<12} {:>9} {:>9} {:>8}",
-        "SERVICE", "INSTANCE", "PID", "ADDRESS", "REGISTERED", "HEALTH", "UPTIME", "RSS", "RESTARTS"
+        "SERVICE",
+        "INSTANCE",
+        "PID",
+        "ADDRESS",
+        "REGISTERED",
+        "HEALTH",
+        "UPTIME",
+        "RSS",
+        "RESTARTS"
     );
     let mut total_rss = 0;
     for r in &rows {
-        let rss = r.rss_bytes.map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
+        let rss = r
+            .rss_bytes
+            .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
         total_rss += r.rss_bytes.unwrap_or(0);
         println!(
             "{:<10} {:<12} {:>8}  {:<22} {:<10} {:<12} {:>9} {:>9} {:>8}",

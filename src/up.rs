@@ -41,7 +41,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(60);
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     bazaar_runtime::telemetry::init(bazaar_runtime::telemetry::LogFormat::Text);
     let data_dir = args.common.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("create data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("create data directory {}", data_dir.display()))?;
     if let Ok(previous) = RunFile::load(&data_dir) {
         if previous.supervisor_pid != std::process::id() && pid_alive(previous.supervisor_pid) {
             return Err(UsageError(format!(
@@ -54,7 +55,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     serve::registry_addr(&args.common.registry_url)?;
     let started = Instant::now();
-    let admin_password = std::env::var("BAZAAR_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    let admin_password = std::env::var("BAZAAR_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
     if args.in_process {
         run_in_process(args, admin_password, started).await
     } else {
@@ -79,7 +82,11 @@ struct Shared {
 impl Shared {
     fn update(&self, instance_id: &str, f: impl FnOnce(&mut RunProcess)) {
         let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = run.processes.iter_mut().find(|p| p.instance_id == instance_id) {
+        if let Some(p) = run
+            .processes
+            .iter_mut()
+            .find(|p| p.instance_id == instance_id)
+        {
             f(p);
         }
         if let Err(e) = run.save(&self.data_dir) {
@@ -88,12 +95,20 @@ impl Shared {
     }
 }
 
-async fn run_processes(args: UpArgs, admin_password: Option<String>, started: Instant) -> anyhow::Result<()> {
+async fn run_processes(
+    args: UpArgs,
+    admin_password: Option<String>,
+    started: Instant,
+) -> anyhow::Result<()> {
     let data_dir = args.common.data_dir.clone();
     let (password, generated) = match admin_password {
         Some(p) => (p, None),
         None => {
-            let p: String = rand::thread_rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect();
+            let p: String = rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect();
             (p.clone(), Some(p))
         }
     };
@@ -111,22 +126,56 @@ async fn run_processes(args: UpArgs, admin_password: Option<String>, started: In
         generated_password: generated,
     });
     let mut env: HashMap<String, String> = HashMap::new();
-    env.insert("BAZAAR_SUPERVISOR_PID".into(), std::process::id().to_string());
+    env.insert(
+        "BAZAAR_SUPERVISOR_PID".into(),
+        std::process::id().to_string(),
+    );
     env.insert("BAZAAR_DATA_DIR".into(), data_dir.display().to_string());
-    env.insert("BAZAAR_REGISTRY_URL".into(), args.common.registry_url.clone());
-    env.insert("BAZAAR_GATEWAY_ADDR".into(), args.common.gateway_addr.to_string());
+    env.insert(
+        "BAZAAR_REGISTRY_URL".into(),
+        args.common.registry_url.clone(),
+    );
+    env.insert(
+        "BAZAAR_GATEWAY_ADDR".into(),
+        args.common.gateway_addr.to_string(),
+    );
     env.insert("BAZAAR_ADMIN_PASSWORD".into(), password);
-    env.insert("BAZAAR_LEASE_TTL".into(), format!("{}ms", args.common.lease_ttl.as_millis()));
-    env.insert("BAZAAR_RATE_LIMIT_USER".into(), args.common.rate_limit_user.clone());
-    env.insert("BAZAAR_RATE_LIMIT_ANON".into(), args.common.rate_limit_anon.clone());
+    env.insert(
+        "BAZAAR_LEASE_TTL".into(),
+        format!("{}ms", args.common.lease_ttl.as_millis()),
+    );
+    env.insert(
+        "BAZAAR_RATE_LIMIT_USER".into(),
+        args.common.rate_limit_user.clone(),
+    );
+    env.insert(
+        "BAZAAR_RATE_LIMIT_ANON".into(),
+        args.common.rate_limit_anon.clone(),
+    );
     if let Some(url) = &args.common.database_url {
         env.insert("BAZAAR_DATABASE_URL".into(), url.clone());
     }
     if let Some(routes) = &args.common.gateway_routes {
         env.insert("BAZAAR_GATEWAY_ROUTES".into(), routes.display().to_string());
     }
+    // glibc's dynamic mmap threshold keeps freed large blocks (identity's 19 MiB argon2
+    // working memory per hash) cached in one arena per thread: idle identity grew to ~500 MB.
+    // A fixed threshold returns them to the OS at once; two arenas bound the rest. Measured by
+    // `bazaar bench startup` (docs/benchmarks.md). A caller's own values win.
+    for (k, v) in [
+        ("MALLOC_ARENA_MAX", "2"),
+        ("MALLOC_MMAP_THRESHOLD_", "1048576"),
+    ] {
+        if std::env::var_os(k).is_none() {
+            env.insert(k.into(), v.into());
+        }
+    }
     if std::env::var_os("BAZAAR_LOG_FORMAT").is_none() {
-        let format = if std::io::stderr().is_terminal() { "text" } else { "json" };
+        let format = if std::io::stderr().is_terminal() {
+            "text"
+        } else {
+            "json"
+        };
         env.insert("BAZAAR_LOG_FORMAT".into(), format.into());
     }
     let env = Arc::new(env);
@@ -135,7 +184,14 @@ async fn run_processes(args: UpArgs, admin_password: Option<String>, started: In
         vec![spec(ServiceName::Registry, vec![])],
         vec![
             spec(ServiceName::Identity, vec![]),
-            spec(ServiceName::Catalog, if args.no_demo { vec![] } else { vec!["--seed-demo".into()] }),
+            spec(
+                ServiceName::Catalog,
+                if args.no_demo {
+                    vec![]
+                } else {
+                    vec!["--seed-demo".into()]
+                },
+            ),
         ],
         vec![spec(ServiceName::Gateway, vec![])],
     ];
@@ -162,7 +218,13 @@ async fn run_processes(args: UpArgs, admin_password: Option<String>, started: In
                 });
             }
             let name = child.service;
-            handles.push(tokio::spawn(supervise(child, env.clone(), shared.clone(), stop_rx, ready_tx)));
+            handles.push(tokio::spawn(supervise(
+                child,
+                env.clone(),
+                shared.clone(),
+                stop_rx,
+                ready_tx,
+            )));
             tier_stops.push(stop_tx);
             tier_ready.push((name, ready_rx));
         }
@@ -171,8 +233,18 @@ async fn run_processes(args: UpArgs, admin_password: Option<String>, started: In
             match tokio::time::timeout(READY_DEADLINE, ready).await {
                 Ok(Ok(Ok(row))) => rows.push(row),
                 Ok(Ok(Err(e))) => failed_start = Some(e),
-                Ok(Err(_)) => failed_start = Some(anyhow::anyhow!("{} stopped before it was ready", name.as_str())),
-                Err(_) => failed_start = Some(anyhow::anyhow!("{} was not ready within {READY_DEADLINE:?}", name.as_str())),
+                Ok(Err(_)) => {
+                    failed_start = Some(anyhow::anyhow!(
+                        "{} stopped before it was ready",
+                        name.as_str()
+                    ))
+                }
+                Err(_) => {
+                    failed_start = Some(anyhow::anyhow!(
+                        "{} was not ready within {READY_DEADLINE:?}",
+                        name.as_str()
+                    ))
+                }
             }
         }
         if failed_start.is_some() {
@@ -181,7 +253,12 @@ async fn run_processes(args: UpArgs, admin_password: Option<String>, started: In
     }
 
     if failed_start.is_none() {
-        print_ready_table(&rows, &args, started.elapsed(), shared.generated_password.is_some());
+        print_ready_table(
+            &rows,
+            &args,
+            started.elapsed(),
+            shared.generated_password.is_some(),
+        );
         tokio::select! {
             () = bazaar_runtime::shutdown::signal() => {}
             () = all_done(&mut handles) => {}
@@ -216,7 +293,11 @@ async fn all_done(handles: &mut [tokio::task::JoinHandle<()>]) {
 }
 
 fn spec(service: ServiceName, extra_args: Vec<String>) -> ChildSpec {
-    ChildSpec { service, instance_id: format!("{}-1", service.as_str()), extra_args }
+    ChildSpec {
+        service,
+        instance_id: format!("{}-1", service.as_str()),
+        extra_args,
+    }
 }
 
 /// One row of the ready table.
@@ -276,7 +357,11 @@ async fn supervise(
             if let Some(tx) = ready.take() {
                 match wait_ready(&addr).await {
                     Ok(()) => {
-                        let _ = tx.send(Ok(ReadyRow { service: name, pid, addr: addr.clone() }));
+                        let _ = tx.send(Ok(ReadyRow {
+                            service: name,
+                            pid,
+                            addr: addr.clone(),
+                        }));
                     }
                     Err(e) => {
                         let _ = tx.send(Err(e.context(format!("{name} did not become ready"))));
@@ -297,13 +382,22 @@ async fn supervise(
         // The dead instance must not receive traffic while it restarts.
         if spec.service != ServiceName::Registry {
             let client = RegistryClient::new(&registry_url);
-            let _ = tokio::time::timeout(Duration::from_secs(1), client.deregister(name, &spec.instance_id)).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                client.deregister(name, &spec.instance_id),
+            )
+            .await;
         }
         restarts += 1;
         if began.elapsed() > Duration::from_secs(60) {
             backoff = Duration::from_millis(100);
         }
-        tracing::info!(service = name, restarts, delay_ms = backoff.as_millis() as u64, "Restarting.");
+        tracing::info!(
+            service = name,
+            restarts,
+            delay_ms = backoff.as_millis() as u64,
+            "Restarting."
+        );
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             _ = stop.changed() => return,
@@ -321,12 +415,18 @@ fn spawn_child(
 ) -> anyhow::Result<(Child, tokio::sync::mpsc::Receiver<String>, Tail)> {
     let exe = std::env::current_exe().context("find the bazaar executable")?;
     let mut cmd = Command::new(exe);
-    cmd.arg("serve").arg(spec.service.as_str()).args(&spec.extra_args);
+    cmd.arg("serve")
+        .arg(spec.service.as_str())
+        .args(&spec.extra_args);
     cmd.envs(env.iter());
     cmd.env("BAZAAR_INSTANCE_ID", &spec.instance_id);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd.kill_on_drop(true);
-    let mut child = cmd.spawn().with_context(|| format!("start {}", spec.service.as_str()))?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("start {}", spec.service.as_str()))?;
     let (addr_tx, addr_rx) = tokio::sync::mpsc::channel(1);
     let tail: Tail = Arc::new(Mutex::new(std::collections::VecDeque::new()));
     let prefix = prefix_for(spec.service, shared.colour);
@@ -384,7 +484,9 @@ fn announce_admin(generated: Option<&str>) {
             println!("  └───────────────────────────────────────────────────────────────────");
             println!();
         }
-        None => println!("  An admin account admin@bazaar.local was created with BAZAAR_ADMIN_PASSWORD."),
+        None => println!(
+            "  An admin account admin@bazaar.local was created with BAZAAR_ADMIN_PASSWORD."
+        ),
     }
 }
 
@@ -406,17 +508,26 @@ fn prefix_for(service: ServiceName, colour: bool) -> String {
 async fn terminate(child: &mut Child, name: &str) {
     if let Some(pid) = child.id() {
         let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
-        if tokio::time::timeout(STOP_DEADLINE, child.wait()).await.is_ok() {
+        if tokio::time::timeout(STOP_DEADLINE, child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
-        tracing::warn!(service = name, pid, "Did not stop within the deadline; killing.");
+        tracing::warn!(
+            service = name,
+            pid,
+            "Did not stop within the deadline; killing."
+        );
     }
     let _ = child.kill().await;
 }
 
 /// Polls `/readyz` until it answers 200.
 async fn wait_ready(addr: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
     let url = format!("http://{addr}/readyz");
     let deadline = Instant::now() + READY_DEADLINE;
     let mut last = String::new();
@@ -434,7 +545,12 @@ async fn wait_ready(addr: &str) -> anyhow::Result<()> {
 fn print_ready_table(rows: &[ReadyRow], args: &UpArgs, took: Duration, generated: bool) {
     let gw = args.common.gateway_addr;
     println!();
-    println!("  Bazaar is up in {:.2} s ({} processes, data in {})", took.as_secs_f64(), rows.len(), args.common.data_dir.display());
+    println!(
+        "  Bazaar is up in {:.2} s ({} processes, data in {})",
+        took.as_secs_f64(),
+        rows.len(),
+        args.common.data_dir.display()
+    );
     println!();
     println!("  {:<10} {:>8}  {:<22} HEALTH", "SERVICE", "PID", "ADDRESS");
     for r in rows {
@@ -453,7 +569,11 @@ fn print_ready_table(rows: &[ReadyRow], args: &UpArgs, took: Duration, generated
     println!();
 }
 
-async fn run_in_process(args: UpArgs, admin_password: Option<String>, started: Instant) -> anyhow::Result<()> {
+async fn run_in_process(
+    args: UpArgs,
+    admin_password: Option<String>,
+    started: Instant,
+) -> anyhow::Result<()> {
     let data_dir = args.common.data_dir.clone();
     let password = admin_password.clone();
     let mut running = Vec::new();
@@ -478,12 +598,18 @@ async fn run_in_process(args: UpArgs, admin_password: Option<String>, started: I
         };
         let mut cfg = serve::ServiceConfig::from_args(serve_args)?;
         cfg.admin_password = password.clone();
-        let built = serve::build(&cfg).await.with_context(|| format!("start {}", service.as_str()))?;
+        let built = serve::build(&cfg)
+            .await
+            .with_context(|| format!("start {}", service.as_str()))?;
         let addr = built.instance.http_addr.clone();
         let (tx, rx) = watch::channel(false);
         let handle = tokio::spawn(serve::run_built(built, stopped(rx)));
         wait_ready(&addr).await?;
-        rows.push(ReadyRow { service: service.as_str(), pid: std::process::id(), addr: addr.clone() });
+        rows.push(ReadyRow {
+            service: service.as_str(),
+            pid: std::process::id(),
+            addr: addr.clone(),
+        });
         run.processes.push(RunProcess {
             service: service.as_str().into(),
             instance_id: format!("{}-1", service.as_str()),

@@ -14,6 +14,7 @@ use clap::Args;
 use http::HeaderValue;
 
 use super::{
+    cpu::{process_tree_cpu, CpuFigures},
     loadgen::{self, Workload},
     nginx,
     process::{bazaar_command, listening_addr, ChildProc, TempDir},
@@ -27,6 +28,9 @@ use crate::cli::{parse_duration, UsageError};
 const UNLOADED_WARMUP: u64 = 200;
 /// A rate limit no bench can reach: limiting runs, but never refuses.
 const RATE_OUT_OF_THE_WAY: &str = "1000000/s,burst=2000000";
+/// The JWT route's own limit per user, as high.
+const ROUTE_RATE_PER_SECOND: u64 = 1_000_000;
+const ROUTE_RATE_BURST: u64 = 2_000_000;
 /// Tokens live 15 minutes; the auth phase must end before they expire.
 const MAX_PHASE: Duration = Duration::from_secs(10 * 60);
 /// How long each server may take to become ready.
@@ -81,29 +85,43 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let dir = TempDir::new("gateway")?;
     let key = SigningKey::generate().context("generate the bench signing key")?;
     let jwks_file = dir.path().join("jwks.json");
-    std::fs::write(&jwks_file, serde_json::to_vec(&JwkSet { keys: vec![key.public_jwk()] })?)?;
+    std::fs::write(
+        &jwks_file,
+        serde_json::to_vec(&JwkSet {
+            keys: vec![key.public_jwk()],
+        })?,
+    )?;
     let routes_file = dir.path().join("routes.toml");
     std::fs::write(&routes_file, routes_toml())?;
 
     let (upstream, upstream_addr) = upstream::start(workers, &jwks_file).await?;
-    progress.note(&format!("upstream on {upstream_addr} ({workers} worker threads)"));
+    progress.note(&format!(
+        "upstream on {upstream_addr} ({workers} worker threads)"
+    ));
     let no_tokens: Arc<[HeaderValue]> = Arc::from(Vec::new());
     let mut measured = Vec::new();
 
     let direct = Workload::new(upstream_addr, "/bench/direct/item", no_tokens.clone());
     wait_until_ok(&direct, None).await?;
-    measured.push(measure(Target::Direct, &direct, &args, &progress).await?);
+    measured.push(measure(Target::Direct, &direct, &upstream, &args, &progress).await?);
 
-    let (gateway, gateway_addr) = start_gateway(workers, upstream_addr, &routes_file, dir.path()).await?;
-    progress.note(&format!("gateway on {gateway_addr} ({workers} worker threads)"));
+    let (gateway, gateway_addr) =
+        start_gateway(workers, upstream_addr, &routes_file, dir.path()).await?;
+    progress.note(&format!(
+        "gateway on {gateway_addr} ({workers} worker threads)"
+    ));
     let public = Workload::new(gateway_addr, "/bench/public/item", no_tokens.clone());
     wait_until_ok(&public, Some(&gateway)).await?;
     let probe_token = Workload::new(gateway_addr, "/bench/auth/item", sign_tokens(&key, 1)?);
     wait_until_ok(&probe_token, Some(&gateway)).await?;
-    measured.push(measure(Target::GatewayPublic, &public, &args, &progress).await?);
+    measured.push(measure(Target::GatewayPublic, &public, &gateway, &args, &progress).await?);
     // Signed now, so they are fresh for the whole auth phase.
-    let auth = Workload::new(gateway_addr, "/bench/auth/item", sign_tokens(&key, usize::try_from(args.tokens)?)?);
-    measured.push(measure(Target::GatewayAuth, &auth, &args, &progress).await?);
+    let auth = Workload::new(
+        gateway_addr,
+        "/bench/auth/item",
+        sign_tokens(&key, usize::try_from(args.tokens)?)?,
+    );
+    measured.push(measure(Target::GatewayAuth, &auth, &gateway, &args, &progress).await?);
     gateway.stop(STOP_GRACE).await?;
 
     measured.push(match nginx::find() {
@@ -119,7 +137,8 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
                     progress.note(&format!("nginx on {addr} (worker_processes {workers})"));
                     let through_nginx = Workload::new(addr, "/bench/nginx/item", no_tokens.clone());
                     wait_until_ok(&through_nginx, Some(&nginx)).await?;
-                    let m = measure(Target::Nginx, &through_nginx, &args, &progress).await?;
+                    let m =
+                        measure(Target::Nginx, &through_nginx, &nginx, &args, &progress).await?;
                     nginx.stop(STOP_GRACE).await?;
                     m
                 }
@@ -139,7 +158,9 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         workers,
         unloaded_requests: args.unloaded_requests,
         tokens: usize::try_from(args.tokens)?,
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
     };
     let report = GatewayReport::build(settings, measured);
     if args.json {
@@ -152,20 +173,41 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
 }
 
 fn skipped(reason: &str) -> Measured {
-    Measured { target: Target::Nginx, skipped: Some(reason.to_owned()), load: None, unloaded: None }
+    Measured {
+        target: Target::Nginx,
+        skipped: Some(reason.to_owned()),
+        load: None,
+        unloaded: None,
+    }
 }
 
 /// The closed-loop run, then the unloaded run, of one target.
-async fn measure(target: Target, workload: &Workload, args: &GatewayArgs, progress: &Progress) -> anyhow::Result<Measured> {
+async fn measure(
+    target: Target,
+    workload: &Workload,
+    server: &ChildProc,
+    args: &GatewayArgs,
+    progress: &Progress,
+) -> anyhow::Result<Measured> {
     let label = target.label();
     let total = args.warmup + args.duration;
     let connections = usize::try_from(args.connections)?;
     let began = Instant::now();
-    let load = loadgen::closed_loop(workload, connections, args.warmup, args.duration, |elapsed| {
-        progress.update(label, "load", elapsed, total)
-    })
+    let cpu_window = tokio::spawn(cpu_during(server.pid(), args.warmup, args.duration));
+    let load = loadgen::closed_loop(
+        workload,
+        connections,
+        args.warmup,
+        args.duration,
+        |elapsed| progress.update(label, "load", elapsed, total),
+    )
     .await?;
-    let figures = load.load_figures();
+    let mut figures = load.load_figures();
+    figures.server_cpu = cpu_window
+        .await
+        .ok()
+        .flatten()
+        .and_then(|cpu| CpuFigures::new(cpu, args.duration, figures.requests_ok));
     progress.done(
         label,
         "load",
@@ -190,9 +232,29 @@ async fn measure(target: Target, workload: &Workload, args: &GatewayArgs, progre
         "unloaded",
         took,
         took,
-        &format!("p50 {}, p99 {}, {} errors", format_micros(u.latency.p50_us), format_micros(u.latency.p99_us), u.errors),
+        &format!(
+            "p50 {}, p99 {}, {} errors",
+            format_micros(u.latency.p50_us),
+            format_micros(u.latency.p99_us),
+            u.errors
+        ),
     );
-    Ok(Measured { target, skipped: None, load: Some(figures), unloaded: Some(u) })
+    Ok(Measured {
+        target,
+        skipped: None,
+        load: Some(figures),
+        unloaded: Some(u),
+    })
+}
+
+/// CPU time `pid` (and its children) use in the measured window: from `warmup` to
+/// `warmup + duration` from now.
+async fn cpu_during(pid: Option<u32>, warmup: Duration, duration: Duration) -> Option<Duration> {
+    let pid = pid?;
+    tokio::time::sleep(warmup).await;
+    let before = process_tree_cpu(pid)?;
+    tokio::time::sleep(duration).await;
+    process_tree_cpu(pid)?.checked_sub(before)
 }
 
 /// `n` valid access tokens for distinct users, as `Authorization` values.
@@ -209,26 +271,31 @@ fn sign_tokens(key: &SigningKey, n: usize) -> anyhow::Result<Arc<[HeaderValue]>>
 }
 
 /// The route table the gateway runs with: both bench routes and nothing else.
+///
+/// The public route has no limit of its own: the per-IP default applies, and the bench raises
+/// it out of the way through `BAZAAR_RATE_LIMIT_ANON`. The JWT route has its own per-user
+/// limit, so the rate limiter keeps a bucket per token's user, raised out of the way too.
 pub fn routes_toml() -> String {
     format!(
         r#"# Written by `bazaar bench gateway`.
 
-[[routes]]
+[[route]]
 prefix = "/bench/public"
 service = "bench"
 auth = "public"
 cache_ttl_ms = 0
 timeout_ms = 10000
 
-[[routes]]
+[[route]]
 prefix = "/bench/auth"
 service = "bench"
 auth = "required"
+cache_ttl_ms = 0
 timeout_ms = 10000
-rate_limit = {{ per_second = {per_second}, burst = {burst} }}
+rate_limit = {{ per_second = {per_second}, burst = {burst}, key = "caller" }}
 "#,
-        per_second = 1_000_000,
-        burst = 2_000_000
+        per_second = ROUTE_RATE_PER_SECOND,
+        burst = ROUTE_RATE_BURST,
     )
 }
 
@@ -241,7 +308,13 @@ async fn start_gateway(
     data_dir: &Path,
 ) -> anyhow::Result<(ChildProc, SocketAddr)> {
     let mut cmd = bazaar_command()?;
-    cmd.args(["serve", "gateway", "--addr", "127.0.0.1:0", "--static-discovery"]);
+    cmd.args([
+        "serve",
+        "gateway",
+        "--addr",
+        "127.0.0.1:0",
+        "--static-discovery",
+    ]);
     cmd.env("TOKIO_WORKER_THREADS", workers.to_string())
         .env("BAZAAR_SERVICE_BENCH", upstream.to_string())
         .env("BAZAAR_SERVICE_IDENTITY", upstream.to_string())
@@ -254,7 +327,9 @@ async fn start_gateway(
         .env("BAZAAR_SUPERVISOR_PID", std::process::id().to_string());
     cmd.kill_on_drop(true);
     let mut child = ChildProc::spawn("gateway", cmd)?;
-    let addr = child.wait_for_line(READY_TIMEOUT, |line| listening_addr(line, "bazaar-serve: ")).await?;
+    let addr = child
+        .wait_for_line(READY_TIMEOUT, |line| listening_addr(line, "bazaar-serve: "))
+        .await?;
     Ok((child, addr))
 }
 
@@ -270,8 +345,14 @@ async fn wait_until_ok(workload: &Workload, child: Option<&ChildProc>) -> anyhow
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let tail = child.map(|c| format!("\n  its output:\n    {}", c.tail())).unwrap_or_default();
-    anyhow::bail!("GET http://{}{} did not answer 2xx within {READY_TIMEOUT:?} (last: {last}){tail}", workload.addr, workload.path)
+    let tail = child
+        .map(|c| format!("\n  its output:\n    {}", c.tail()))
+        .unwrap_or_default();
+    anyhow::bail!(
+        "GET http://{}{} did not answer 2xx within {READY_TIMEOUT:?} (last: {last}){tail}",
+        workload.addr,
+        workload.path
+    )
 }
 
 #[cfg(test)]
@@ -284,7 +365,20 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let tokens = sign_tokens(&key, 3).unwrap();
         assert_eq!(tokens.len(), 3);
-        assert!(tokens.iter().all(|t| t.to_str().unwrap().starts_with("Bearer ey")));
+        assert!(tokens
+            .iter()
+            .all(|t| t.to_str().unwrap().starts_with("Bearer ey")));
         assert_ne!(tokens[0], tokens[1]);
+    }
+
+    #[test]
+    fn the_gateway_accepts_the_bench_route_table() {
+        let table = bazaar_gateway::RouteTable::from_toml_str(&routes_toml()).unwrap();
+        let public = table.find("/bench/public/item").unwrap();
+        assert!(public.rate_limit.is_none());
+        let auth = table.find("/bench/auth/item").unwrap();
+        assert_eq!(auth.auth, bazaar_gateway::AuthPolicy::Required);
+        assert!(auth.rate_limit.is_some());
+        assert!(table.find("/api/v1/products").is_none());
     }
 }

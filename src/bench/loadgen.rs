@@ -44,13 +44,23 @@ pub struct Workload {
 
 impl Workload {
     pub fn new(addr: SocketAddr, path: &str, authorizations: Arc<[HeaderValue]>) -> Workload {
-        Workload { addr, path: path.to_owned(), authorizations }
+        Workload {
+            addr,
+            path: path.to_owned(),
+            authorizations,
+        }
     }
 
     fn request(&self, host: &HeaderValue, n: usize) -> anyhow::Result<Request<Empty<Bytes>>> {
-        let mut builder = Request::builder().method(Method::GET).uri(self.path.as_str()).header(header::HOST, host);
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(self.path.as_str())
+            .header(header::HOST, host);
         if !self.authorizations.is_empty() {
-            builder = builder.header(header::AUTHORIZATION, &self.authorizations[n % self.authorizations.len()]);
+            builder = builder.header(
+                header::AUTHORIZATION,
+                &self.authorizations[n % self.authorizations.len()],
+            );
         }
         Ok(builder.body(Empty::new())?)
     }
@@ -94,13 +104,20 @@ pub struct RunResult {
 
 impl RunResult {
     fn empty(window: Duration) -> anyhow::Result<RunResult> {
-        Ok(RunResult { ok: 0, errors: Errors::default(), histogram: new_histogram()?, window })
+        Ok(RunResult {
+            ok: 0,
+            errors: Errors::default(),
+            histogram: new_histogram()?,
+            window,
+        })
     }
 
     fn merge(&mut self, other: RunResult) -> anyhow::Result<()> {
         self.ok += other.ok;
         self.errors.merge(other.errors);
-        self.histogram.add(&other.histogram).context("merge latency histograms")?;
+        self.histogram
+            .add(&other.histogram)
+            .context("merge latency histograms")?;
         Ok(())
     }
 
@@ -108,10 +125,15 @@ impl RunResult {
         let secs = self.window.as_secs_f64();
         LoadFigures {
             requests_ok: self.ok,
-            requests_per_second: if secs > 0.0 { self.ok as f64 / secs } else { 0.0 },
+            requests_per_second: if secs > 0.0 {
+                self.ok as f64 / secs
+            } else {
+                0.0
+            },
             latency: LatencySummary::from_histogram(&self.histogram),
             errors: self.errors.total(),
             error_breakdown: self.errors.by_kind.clone(),
+            server_cpu: None,
         }
     }
 
@@ -130,7 +152,9 @@ fn new_histogram() -> anyhow::Result<Histogram<u64>> {
 }
 
 fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_LATENCY_US)
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_LATENCY_US)
 }
 
 /// One keep-alive connection.
@@ -152,7 +176,10 @@ impl Conn {
 
     /// Sends one request and reads the whole body. `Ok(None)` when the server had closed the
     /// idle connection before the request was sent (not an error of the request: reconnect).
-    async fn get(&mut self, req: Request<Empty<Bytes>>) -> Result<Option<StatusCode>, hyper::Error> {
+    async fn get(
+        &mut self,
+        req: Request<Empty<Bytes>>,
+    ) -> Result<Option<StatusCode>, hyper::Error> {
         if self.sender.ready().await.is_err() {
             return Ok(None);
         }
@@ -183,7 +210,9 @@ pub async fn closed_loop(
         .map(|c| {
             let workload = workload.clone();
             let host = host.clone();
-            tokio::spawn(async move { connection_loop(&workload, &host, c, connections, measure_from, until).await })
+            tokio::spawn(async move {
+                connection_loop(&workload, &host, c, connections, measure_from, until).await
+            })
         })
         .collect();
     let mut all = futures::future::try_join_all(tasks);
@@ -265,7 +294,11 @@ async fn connection_loop(
 
 /// The unloaded run: one connection, `warmup` uncounted requests, then `requests` counted
 /// ones, each sent only after the previous answer.
-pub async fn sequential(workload: &Workload, warmup: u64, requests: u64) -> anyhow::Result<RunResult> {
+pub async fn sequential(
+    workload: &Workload,
+    warmup: u64,
+    requests: u64,
+) -> anyhow::Result<RunResult> {
     let host = HeaderValue::from_str(&workload.addr.to_string())?;
     let began = Instant::now();
     let mut result = RunResult::empty(Duration::ZERO)?;
@@ -335,7 +368,8 @@ pub async fn sequential(workload: &Workload, warmup: u64, requests: u64) -> anyh
 /// One GET, for readiness probes: the status and the body.
 pub async fn probe(workload: &Workload) -> anyhow::Result<(StatusCode, Bytes)> {
     let host = HeaderValue::from_str(&workload.addr.to_string())?;
-    let mut conn = tokio::time::timeout(Duration::from_secs(2), Conn::open(workload.addr)).await??;
+    let mut conn =
+        tokio::time::timeout(Duration::from_secs(2), Conn::open(workload.addr)).await??;
     let req = workload.request(&host, 0)?;
     let response = tokio::time::timeout(Duration::from_secs(5), async {
         conn.sender.ready().await?;
@@ -354,11 +388,16 @@ mod tests {
 
     #[test]
     fn requests_cycle_through_the_tokens() {
-        let tokens: Arc<[HeaderValue]> =
-            vec![HeaderValue::from_static("Bearer a"), HeaderValue::from_static("Bearer b")].into();
+        let tokens: Arc<[HeaderValue]> = vec![
+            HeaderValue::from_static("Bearer a"),
+            HeaderValue::from_static("Bearer b"),
+        ]
+        .into();
         let w = Workload::new("127.0.0.1:1".parse().unwrap(), "/bench/auth/item", tokens);
         let host = HeaderValue::from_static("127.0.0.1:1");
-        let seen: Vec<_> = (0..4).map(|n| w.request(&host, n).unwrap().headers()[header::AUTHORIZATION].clone()).collect();
+        let seen: Vec<_> = (0..4)
+            .map(|n| w.request(&host, n).unwrap().headers()[header::AUTHORIZATION].clone())
+            .collect();
         assert_eq!(seen, ["Bearer a", "Bearer b", "Bearer a", "Bearer b"]);
         let req = w.request(&host, 0).unwrap();
         assert_eq!(req.uri(), "/bench/auth/item");
@@ -388,11 +427,22 @@ mod tests {
     async fn measures_a_real_server_end_to_end() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(super::super::upstream::serve(listener, Bytes::from_static(b"{\"keys\":[]}")));
+        let server = tokio::spawn(super::super::upstream::serve(
+            listener,
+            Bytes::from_static(b"{\"keys\":[]}"),
+        ));
         let w = Workload::new(addr, "/bench/direct/item", Arc::from(Vec::new()));
         let r = sequential(&w, 5, 50).await.unwrap();
         assert_eq!((r.ok, r.errors.total()), (50, 0));
-        let r = closed_loop(&w, 4, Duration::from_millis(50), Duration::from_millis(300), |_| {}).await.unwrap();
+        let r = closed_loop(
+            &w,
+            4,
+            Duration::from_millis(50),
+            Duration::from_millis(300),
+            |_| {},
+        )
+        .await
+        .unwrap();
         assert!(r.ok > 0);
         assert_eq!(r.errors.total(), 0);
         let (status, body) = probe(&w).await.unwrap();

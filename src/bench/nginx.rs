@@ -29,7 +29,10 @@ pub struct NginxConfig {
 
 /// The template with every `{{placeholder}}` replaced.
 pub fn render(template: &str, cfg: &NginxConfig) -> anyhow::Result<String> {
-    let prefix = cfg.prefix.to_str().context("the temporary directory's path is not UTF-8")?;
+    let prefix = cfg
+        .prefix
+        .to_str()
+        .context("the temporary directory's path is not UTF-8")?;
     // The prefix is written inside double quotes; nothing in it may end the string or the directive.
     if prefix.contains(['"', '\\', ';', '{', '}', '$']) {
         anyhow::bail!("nginx cannot be given the directory {prefix:?}");
@@ -40,8 +43,14 @@ pub fn render(template: &str, cfg: &NginxConfig) -> anyhow::Result<String> {
         .replace("{{listen}}", &cfg.listen.to_string())
         .replace("{{upstream}}", &cfg.upstream.to_string());
     // Only directives count: the header comment shows the placeholders on purpose.
-    if let Some(line) = text.lines().find(|l| !l.trim_start().starts_with('#') && l.contains("{{")) {
-        anyhow::bail!("deploy/bench/nginx.conf has an unknown placeholder: {}", line.trim());
+    if let Some(line) = text
+        .lines()
+        .find(|l| !l.trim_start().starts_with('#') && l.contains("{{"))
+    {
+        anyhow::bail!(
+            "deploy/bench/nginx.conf has an unknown placeholder: {}",
+            line.trim()
+        );
     }
     Ok(text)
 }
@@ -53,15 +62,32 @@ pub fn find() -> Option<PathBuf> {
 
 /// Renders the configuration into `dir`, starts nginx in the foreground and waits until it
 /// accepts connections. Returns the process and the address it listens on.
-pub async fn start(nginx: &Path, workers: usize, upstream: SocketAddr, dir: &Path) -> anyhow::Result<(ChildProc, SocketAddr)> {
+pub async fn start(
+    nginx: &Path,
+    workers: usize,
+    upstream: SocketAddr,
+    dir: &Path,
+) -> anyhow::Result<(ChildProc, SocketAddr)> {
     let [port] = free_ports::<1>()?;
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
-    let cfg = NginxConfig { workers, prefix: dir.to_owned(), listen, upstream };
+    let cfg = NginxConfig {
+        workers,
+        prefix: dir.to_owned(),
+        listen,
+        upstream,
+    };
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, render(TEMPLATE, &cfg)?).with_context(|| format!("write {}", conf.display()))?;
+    std::fs::write(&conf, render(TEMPLATE, &cfg)?)
+        .with_context(|| format!("write {}", conf.display()))?;
     let error_log = dir.join("error.log");
     let mut cmd = Command::new(nginx);
-    cmd.arg("-p").arg(dir).arg("-c").arg(&conf).arg("-e").arg(&error_log).args(["-g", "daemon off;"]);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-e")
+        .arg(&error_log)
+        .args(["-g", "daemon off;"]);
     // No kill_on_drop: SIGKILL would leave the worker processes running; SIGTERM (the guard's
     // drop) makes the master stop them.
     let mut child = ChildProc::spawn("nginx", cmd)?;
@@ -75,7 +101,10 @@ pub async fn start(nginx: &Path, workers: usize, upstream: SocketAddr, dir: &Pat
             return Ok((child, listen));
         }
         if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("nginx did not listen on {listen} within 10 s: {}", child.tail());
+            anyhow::bail!(
+                "nginx did not listen on {listen} within 10 s: {}",
+                child.tail()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -96,7 +125,11 @@ mod tests {
     }
 
     fn directives(text: &str) -> Vec<String> {
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned).collect()
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
     }
 
     #[test]
@@ -115,7 +148,10 @@ mod tests {
             "proxy_set_header Connection \"\";",
             "proxy_temp_path \"/tmp/bazaar-bench-nginx-1/proxy\";",
         ] {
-            assert!(d.iter().any(|l| l == expected), "missing `{expected}` in:\n{text}");
+            assert!(
+                d.iter().any(|l| l == expected),
+                "missing `{expected}` in:\n{text}"
+            );
         }
         assert!(!d.iter().any(|l| l.contains("{{")));
     }

@@ -93,7 +93,9 @@ pub struct ChildProc {
 
 impl ChildProc {
     pub fn spawn(name: &str, mut cmd: Command) -> anyhow::Result<ChildProc> {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().with_context(|| format!("start {name}"))?;
         let tail: Tail = Arc::new(Mutex::new(VecDeque::new()));
         let (tx, stdout_lines) = mpsc::unbounded_channel();
@@ -103,7 +105,12 @@ impl ChildProc {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(drain(err, tail.clone(), None));
         }
-        Ok(ChildProc { name: name.to_owned(), child, stdout_lines, tail })
+        Ok(ChildProc {
+            name: name.to_owned(),
+            child,
+            stdout_lines,
+            tail,
+        })
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -125,7 +132,11 @@ impl ChildProc {
     }
 
     /// Waits for the first stdout line `pick` accepts.
-    pub async fn wait_for_line<T>(&mut self, timeout: Duration, pick: impl Fn(&str) -> Option<T>) -> anyhow::Result<T> {
+    pub async fn wait_for_line<T>(
+        &mut self,
+        timeout: Duration,
+        pick: impl Fn(&str) -> Option<T>,
+    ) -> anyhow::Result<T> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.stdout_lines.recv()).await {
@@ -136,14 +147,23 @@ impl ChildProc {
                 }
                 Ok(None) => {
                     // Stdout closed: the child is exiting; give it a moment to report why.
-                    let status = tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
+                    let status =
+                        tokio::time::timeout(Duration::from_secs(2), self.child.wait()).await;
                     let status = match status {
                         Ok(Ok(s)) => s.to_string(),
                         _ => "closed its output".to_owned(),
                     };
-                    anyhow::bail!("{} stopped during start-up ({status}):\n    {}", self.name, self.tail());
+                    anyhow::bail!(
+                        "{} stopped during start-up ({status}):\n    {}",
+                        self.name,
+                        self.tail()
+                    );
                 }
-                Err(_) => anyhow::bail!("{} did not start within {timeout:?}:\n    {}", self.name, self.tail()),
+                Err(_) => anyhow::bail!(
+                    "{} did not start within {timeout:?}:\n    {}",
+                    self.name,
+                    self.tail()
+                ),
             }
         }
     }
@@ -155,9 +175,15 @@ impl ChildProc {
             if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
                 return Ok(());
             }
-            eprintln!("bench: {} did not stop within {grace:?}; killing it", self.name);
+            eprintln!(
+                "bench: {} did not stop within {grace:?}; killing it",
+                self.name
+            );
         }
-        self.child.kill().await.with_context(|| format!("kill {}", self.name))
+        self.child
+            .kill()
+            .await
+            .with_context(|| format!("kill {}", self.name))
     }
 }
 
@@ -170,7 +196,11 @@ impl Drop for ChildProc {
     }
 }
 
-async fn drain(stream: impl AsyncRead + Unpin, tail: Tail, lines: Option<mpsc::UnboundedSender<String>>) {
+async fn drain(
+    stream: impl AsyncRead + Unpin,
+    tail: Tail,
+    lines: Option<mpsc::UnboundedSender<String>>,
+) {
     let mut reader = BufReader::new(stream).lines();
     while let Ok(Some(line)) = reader.next_line().await {
         {
@@ -197,9 +227,13 @@ pub fn listening_addr(line: &str, prefix: &str) -> Option<SocketAddr> {
 pub fn find_on_path(program: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|candidate| {
-        std::fs::metadata(candidate).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 #[cfg(test)]
@@ -210,9 +244,18 @@ mod tests {
     #[test]
     fn reads_the_address_of_a_listening_line() {
         let line = "bazaar-serve: gateway listening on 127.0.0.1:4123";
-        assert_eq!(listening_addr(line, "bazaar-serve: "), Some("127.0.0.1:4123".parse().unwrap()));
+        assert_eq!(
+            listening_addr(line, "bazaar-serve: "),
+            Some("127.0.0.1:4123".parse().unwrap())
+        );
         assert_eq!(listening_addr("something else", "bazaar-serve: "), None);
-        assert_eq!(listening_addr("bazaar-serve: gateway listening on nowhere", "bazaar-serve: "), None);
+        assert_eq!(
+            listening_addr(
+                "bazaar-serve: gateway listening on nowhere",
+                "bazaar-serve: "
+            ),
+            None
+        );
     }
 
     #[test]

@@ -11,7 +11,9 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Progress {
-        Progress { terminal: std::io::stderr().is_terminal() }
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+        }
     }
 
     /// The phase is running: `elapsed` of `total`.
@@ -22,7 +24,14 @@ impl Progress {
     }
 
     /// The phase ended after `elapsed`, with a short summary of what it found.
-    pub fn done(&self, target: &str, phase: &str, elapsed: Duration, total: Duration, summary: &str) {
+    pub fn done(
+        &self,
+        target: &str,
+        phase: &str,
+        elapsed: Duration,
+        total: Duration,
+        summary: &str,
+    ) {
         if self.terminal {
             eprint!("\r\x1b[2K");
         }
@@ -37,7 +46,11 @@ impl Progress {
 
 /// `bench: gateway (public route): load 12.0/22.0 s`.
 pub fn line(target: &str, phase: &str, elapsed: Duration, total: Duration) -> String {
-    format!("bench: {target}: {phase} {:.1}/{:.1} s", elapsed.as_secs_f64(), total.as_secs_f64())
+    format!(
+        "bench: {target}: {phase} {:.1}/{:.1} s",
+        elapsed.as_secs_f64(),
+        total.as_secs_f64()
+    )
 }
 
 #[cfg(test)]
@@ -47,7 +60,12 @@ mod tests {
     #[test]
     fn a_progress_line_names_the_target_the_phase_and_the_time() {
         assert_eq!(
-            line("gateway (public route)", "load", Duration::from_millis(12_040), Duration::from_secs(22)),
+            line(
+                "gateway (public route)",
+                "load",
+                Duration::from_millis(12_040),
+                Duration::from_secs(22)
+            ),
             "bench: gateway (public route): load 12.0/22.0 s"
         );
     }

@@ -6,6 +6,8 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::cpu::CpuFigures;
+
 /// The goal for the latency the gateway adds to a request when it is not loaded.
 pub const ADDED_P50_GOAL_US: i64 = 100;
 
@@ -160,6 +162,8 @@ pub struct LoadFigures {
     pub errors: u64,
     /// `"503"`, `"io"`, … → count.
     pub error_breakdown: BTreeMap<String, u64>,
+    /// CPU of the server under test (the upstream for direct, else the proxy alone).
+    pub server_cpu: Option<CpuFigures>,
 }
 
 /// What the unloaded run (one connection, sequential requests) of one target measured.
@@ -219,7 +223,11 @@ pub struct GatewayReport {
 impl GatewayReport {
     pub fn build(settings: GatewaySettings, measured: Vec<Measured>) -> GatewayReport {
         let rps = |t: Target| {
-            measured.iter().find(|m| m.target == t).and_then(|m| m.load.as_ref()).map(|l| l.requests_per_second)
+            measured
+                .iter()
+                .find(|m| m.target == t)
+                .and_then(|m| m.load.as_ref())
+                .map(|l| l.requests_per_second)
         };
         let unloaded_p50 = |t: Target| {
             measured
@@ -249,12 +257,21 @@ impl GatewayReport {
                 }
             })
             .collect();
-        let added = |t: Target| targets.iter().find(|r| r.target == t).and_then(|r| r.added_p50_us);
+        let added = |t: Target| {
+            targets
+                .iter()
+                .find(|r| r.target == t)
+                .and_then(|r| r.added_p50_us)
+        };
         let goals = vec![
             throughput_goal(rps(Target::GatewayAuth), rps(Target::Nginx)),
             added_latency_goal(added(Target::GatewayPublic), added(Target::GatewayAuth)),
         ];
-        GatewayReport { settings, targets, goals }
+        GatewayReport {
+            settings,
+            targets,
+            goals,
+        }
     }
 
     /// The tables and goal lines, as printed on a terminal.
@@ -263,14 +280,14 @@ impl GatewayReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "Gateway benchmark: {} connections, {:.0} s measured after {:.0} s warm-up, {} worker threads per server, {} CPUs",
+            "Gateway benchmark: {} connections, {} s measured after {} s warm-up, {} worker threads per server, {} CPUs",
             s.connections, s.duration_s, s.warmup_s, s.workers, s.cpus
         );
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "{:<28} {:>10} {:>10} {:>10} {:>8} {:>9} {:>10}",
-            "TARGET", "REQ/S", "P50", "P99", "ERRORS", "VS NGINX", "VS DIRECT"
+            "{:<28} {:>10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>6}",
+            "TARGET", "REQ/S", "P50", "P99", "ERRORS", "VS NGINX", "VS DIRECT", "CPU/REQ", "CORES"
         );
         for t in &self.targets {
             match (&t.skipped, &t.load) {
@@ -278,9 +295,18 @@ impl GatewayReport {
                     let _ = writeln!(out, "{:<28} skipped: {reason}", t.label);
                 }
                 (None, Some(l)) => {
+                    let (per_request, cores) = l.server_cpu.map_or_else(
+                        || ("-".to_owned(), "-".to_owned()),
+                        |c| {
+                            (
+                                format_micros(c.us_per_request.round() as u64),
+                                format!("{:.2}", c.cores),
+                            )
+                        },
+                    );
                     let _ = writeln!(
                         out,
-                        "{:<28} {:>10} {:>10} {:>10} {:>8} {:>9} {:>10}",
+                        "{:<28} {:>10} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>6}",
                         t.label,
                         format_count(l.requests_per_second),
                         format_micros(l.latency.p50_us),
@@ -288,6 +314,8 @@ impl GatewayReport {
                         format_count(l.errors as f64),
                         format_ratio(t.ratio_to_nginx),
                         format_ratio(t.ratio_to_direct),
+                        per_request,
+                        cores,
                     );
                 }
                 (None, None) => {
@@ -297,15 +325,34 @@ impl GatewayReport {
         }
         for t in &self.targets {
             if let Some(l) = t.load.as_ref().filter(|l| l.errors > 0) {
-                let _ = writeln!(out, "  {} errors: {}", t.label, breakdown(&l.error_breakdown));
+                let _ = writeln!(
+                    out,
+                    "  {} errors: {}",
+                    t.label,
+                    breakdown(&l.error_breakdown)
+                );
             }
         }
+        let _ = writeln!(
+            out,
+            "CPU/REQ and CORES: CPU time of the server under test (the upstream for direct, the proxy alone otherwise)."
+        );
         let _ = writeln!(out);
-        let _ = writeln!(out, "Unloaded: 1 connection, {} sequential requests", format_count(s.unloaded_requests as f64));
-        let _ = writeln!(out, "{:<28} {:>10} {:>10} {:>8} {:>12}", "TARGET", "P50", "P99", "ERRORS", "ADDED P50");
+        let _ = writeln!(
+            out,
+            "Unloaded: 1 connection, {} sequential requests",
+            format_count(s.unloaded_requests as f64)
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:>10} {:>10} {:>8} {:>12}",
+            "TARGET", "P50", "P99", "ERRORS", "ADDED P50"
+        );
         for t in &self.targets {
             if let Some(u) = &t.unloaded {
-                let added = t.added_p50_us.map_or_else(|| "-".to_owned(), format_signed_micros);
+                let added = t
+                    .added_p50_us
+                    .map_or_else(|| "-".to_owned(), format_signed_micros);
                 let _ = writeln!(
                     out,
                     "{:<28} {:>10} {:>10} {:>8} {:>12}",
@@ -346,10 +393,23 @@ fn throughput_goal(auth: Option<f64>, nginx: Option<f64>) -> Goal {
         (Some(a), Some(n)) => Goal {
             goal,
             verdict: Verdict::from_bool(a >= n),
-            detail: format!("{} vs {} req/s, {}", format_count(a), format_count(n), format_ratio(ratio(a, Some(n)))),
+            detail: format!(
+                "{} vs {} req/s, {}",
+                format_count(a),
+                format_count(n),
+                format_ratio(ratio(a, Some(n)))
+            ),
         },
-        (_, None) => Goal { goal, verdict: Verdict::Skipped, detail: "nginx was not measured".into() },
-        (None, _) => Goal { goal, verdict: Verdict::Skipped, detail: "the gateway was not measured".into() },
+        (_, None) => Goal {
+            goal,
+            verdict: Verdict::Skipped,
+            detail: "nginx was not measured".into(),
+        },
+        (None, _) => Goal {
+            goal,
+            verdict: Verdict::Skipped,
+            detail: "the gateway was not measured".into(),
+        },
     }
 }
 
@@ -359,15 +419,27 @@ fn added_latency_goal(public: Option<i64>, auth: Option<i64>) -> Goal {
         (Some(p), Some(a)) => Goal {
             goal,
             verdict: Verdict::from_bool(p <= ADDED_P50_GOAL_US && a <= ADDED_P50_GOAL_US),
-            detail: format!("public {}, JWT + rate limit {}", format_signed_micros(p), format_signed_micros(a)),
+            detail: format!(
+                "public {}, JWT + rate limit {}",
+                format_signed_micros(p),
+                format_signed_micros(a)
+            ),
         },
-        _ => Goal { goal, verdict: Verdict::Skipped, detail: "not measured".into() },
+        _ => Goal {
+            goal,
+            verdict: Verdict::Skipped,
+            detail: "not measured".into(),
+        },
     }
 }
 
 /// `503: 12, io: 3`.
 pub fn breakdown(counts: &BTreeMap<String, u64>) -> String {
-    counts.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The median of some values (the mean of the middle two for an even count).
@@ -378,7 +450,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    Some(if sorted.len().is_multiple_of(2) { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] })
+    Some(if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
 }
 
 #[cfg(test)]
@@ -398,23 +474,42 @@ mod tests {
         LoadFigures {
             requests_ok: (rps * 10.0) as u64,
             requests_per_second: rps,
-            latency: LatencySummary { p50_us: p50, p99_us: p50 * 3, ..LatencySummary::default() },
+            latency: LatencySummary {
+                p50_us: p50,
+                p99_us: p50 * 3,
+                ..LatencySummary::default()
+            },
             errors: 0,
             error_breakdown: BTreeMap::new(),
+            server_cpu: CpuFigures::new(
+                std::time::Duration::from_secs(15),
+                std::time::Duration::from_secs(10),
+                (rps * 10.0) as u64,
+            ),
         }
     }
 
     fn unloaded(p50: u64) -> UnloadedFigures {
         UnloadedFigures {
             requests_ok: 3000,
-            latency: LatencySummary { count: 3000, p50_us: p50, p99_us: p50 * 2, ..LatencySummary::default() },
+            latency: LatencySummary {
+                count: 3000,
+                p50_us: p50,
+                p99_us: p50 * 2,
+                ..LatencySummary::default()
+            },
             errors: 0,
             error_breakdown: BTreeMap::new(),
         }
     }
 
     fn measured(target: Target, rps: f64, p50: u64) -> Measured {
-        Measured { target, skipped: None, load: Some(load(rps, 900)), unloaded: Some(unloaded(p50)) }
+        Measured {
+            target,
+            skipped: None,
+            load: Some(load(rps, 900)),
+            unloaded: Some(unloaded(p50)),
+        }
     }
 
     fn settings() -> GatewaySettings {
@@ -443,7 +538,10 @@ mod tests {
 
     #[test]
     fn an_empty_histogram_summarises_to_zeros() {
-        assert_eq!(LatencySummary::from_histogram(&histogram(&[])), LatencySummary::default());
+        assert_eq!(
+            LatencySummary::from_histogram(&histogram(&[])),
+            LatencySummary::default()
+        );
     }
 
     #[test]
@@ -488,11 +586,19 @@ mod tests {
                 measured(Target::Nginx, 25_000.0, 90),
             ],
         );
-        let auth = report.targets.iter().find(|t| t.target == Target::GatewayAuth).unwrap();
+        let auth = report
+            .targets
+            .iter()
+            .find(|t| t.target == Target::GatewayAuth)
+            .unwrap();
         assert_eq!(auth.ratio_to_nginx, Some(0.8));
         assert_eq!(auth.ratio_to_direct, Some(0.5));
         assert_eq!(auth.added_p50_us, Some(90));
-        let direct = report.targets.iter().find(|t| t.target == Target::Direct).unwrap();
+        let direct = report
+            .targets
+            .iter()
+            .find(|t| t.target == Target::Direct)
+            .unwrap();
         assert_eq!(direct.added_p50_us, None);
         assert_eq!(report.goals[0].verdict, Verdict::Fail);
         // Public adds 60 µs and auth 90 µs: both within the goal.
@@ -513,7 +619,12 @@ mod tests {
         assert_eq!(report.goals[0].verdict, Verdict::Pass);
         assert_eq!(report.goals[1].verdict, Verdict::Pass);
         let text = report.render();
-        assert!(text.contains("gateway with auth+rate limit ≥ nginx req/s: PASS (26,000 vs 25,000 req/s, 1.04×)"), "{text}");
+        assert!(
+            text.contains(
+                "gateway with auth+rate limit ≥ nginx req/s: PASS (26,000 vs 25,000 req/s, 1.04×)"
+            ),
+            "{text}"
+        );
         assert!(text.contains("gateway adds ≤ 100 µs p50 unloaded: PASS (public +60 µs, JWT + rate limit +100 µs)"), "{text}");
     }
 
@@ -536,7 +647,10 @@ mod tests {
         assert!(report.targets.iter().all(|t| t.ratio_to_nginx.is_none()));
         assert_eq!(report.goals[0].verdict, Verdict::Skipped);
         let text = report.render();
-        assert!(text.contains("nginx proxy_pass             skipped: nginx not installed"), "{text}");
+        assert!(
+            text.contains("nginx proxy_pass             skipped: nginx not installed"),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["goals"][0]["verdict"], "skipped");
         assert_eq!(json["targets"][3]["target"], "nginx");
@@ -551,14 +665,30 @@ mod tests {
         }
         let report = GatewayReport::build(
             settings(),
-            vec![measured(Target::Direct, 40_000.0, 50), public, measured(Target::Nginx, 25_000.0, 90)],
+            vec![
+                measured(Target::Direct, 40_000.0, 50),
+                public,
+                measured(Target::Nginx, 25_000.0, 90),
+            ],
         );
         let text = report.render();
-        let row = text.lines().find(|l| l.starts_with("gateway (public route)")).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("gateway (public route)"))
+            .unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cells[3..], ["30,000", "900", "µs", "2.70", "ms", "3", "1.20×", "0.75×"]);
-        assert!(text.contains("gateway (public route) errors: 503: 3"), "{text}");
-        assert!(text.contains("public route +60 µs, JWT + rate limit -"), "{text}");
+        assert_eq!(
+            cells[3..],
+            ["30,000", "900", "µs", "2.70", "ms", "3", "1.20×", "0.75×", "50", "µs", "1.50"]
+        );
+        assert!(
+            text.contains("gateway (public route) errors: 503: 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("public route +60 µs, JWT + rate limit -"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -119,17 +119,26 @@ async fn one_run(i: u64, of: u64, progress: &Progress) -> anyhow::Result<RunFigu
     let dir = TempDir::new("startup")?;
     let [registry_port, gateway_port] = free_ports::<2>()?;
     let gateway = format!("127.0.0.1:{gateway_port}");
-    let password: String = rand::thread_rng().sample_iter(&Alphanumeric).take(24).map(char::from).collect();
+    let password: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
     let mut cmd = bazaar_command()?;
     cmd.arg("up")
         .env("BAZAAR_DATA_DIR", dir.path())
-        .env("BAZAAR_REGISTRY_URL", format!("http://127.0.0.1:{registry_port}"))
+        .env(
+            "BAZAAR_REGISTRY_URL",
+            format!("http://127.0.0.1:{registry_port}"),
+        )
         .env("BAZAAR_GATEWAY_ADDR", &gateway)
         .env("BAZAAR_ADMIN_PASSWORD", &password)
         .env("BAZAAR_RATE_LIMIT_USER", RATE_OUT_OF_THE_WAY)
         .env("BAZAAR_RATE_LIMIT_ANON", RATE_OUT_OF_THE_WAY);
     // No kill_on_drop: `up` must get SIGTERM (the guard's drop) to stop its children.
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let products = format!("http://{gateway}/api/v1/products");
 
     let spawned = Instant::now();
@@ -138,12 +147,22 @@ async fn one_run(i: u64, of: u64, progress: &Progress) -> anyhow::Result<RunFigu
         let elapsed = spawned.elapsed();
         progress.update("startup", &phase, elapsed, START_TIMEOUT);
         if let Some(status) = up.exited() {
-            anyhow::bail!("bazaar up exited during start-up ({status}):\n    {}", up.tail());
+            anyhow::bail!(
+                "bazaar up exited during start-up ({status}):\n    {}",
+                up.tail()
+            );
         }
         if elapsed > START_TIMEOUT {
-            anyhow::bail!("the gateway did not answer 200 within {START_TIMEOUT:?}:\n    {}", up.tail());
+            anyhow::bail!(
+                "the gateway did not answer 200 within {START_TIMEOUT:?}:\n    {}",
+                up.tail()
+            );
         }
-        let poll = client.get(&products).timeout(Duration::from_secs(1)).send().await;
+        let poll = client
+            .get(&products)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await;
         if matches!(&poll, Ok(r) if r.status() == reqwest::StatusCode::OK) {
             break;
         }
@@ -151,13 +170,20 @@ async fn one_run(i: u64, of: u64, progress: &Progress) -> anyhow::Result<RunFigu
     }
     let ready = spawned.elapsed();
     // `up` prints its line after its own readiness checks, which may finish just after ours.
-    let reported_up_s = up.wait_for_line(Duration::from_secs(5), parse_up_line).await.ok();
+    let reported_up_s = up
+        .wait_for_line(Duration::from_secs(5), parse_up_line)
+        .await
+        .ok();
     progress.done(
         "startup",
         &phase,
         ready,
         START_TIMEOUT,
-        &format!("ready in {} ms, `up` says {}", ready.as_millis(), reported_up_s.map_or("-".into(), |s| format!("{s:.2} s"))),
+        &format!(
+            "ready in {} ms, `up` says {}",
+            ready.as_millis(),
+            reported_up_s.map_or("-".into(), |s| format!("{s:.2} s"))
+        ),
     );
 
     let warm = warmup::run(&client, &format!("http://{gateway}")).await?;
@@ -170,8 +196,11 @@ async fn one_run(i: u64, of: u64, progress: &Progress) -> anyhow::Result<RunFigu
     tokio::time::sleep(IDLE).await;
 
     let run_file = RunFile::load(dir.path()).context("read run.json of the bench's `bazaar up`")?;
-    let rss: BTreeMap<String, u64> =
-        run_file.processes.iter().filter_map(|p| Some((p.service.clone(), rss_bytes(p.pid)?))).collect();
+    let rss: BTreeMap<String, u64> = run_file
+        .processes
+        .iter()
+        .filter_map(|p| Some((p.service.clone(), rss_bytes(p.pid)?)))
+        .collect();
     let supervisor_rss_bytes = up.pid().and_then(rss_bytes);
 
     up.stop(STOP_GRACE).await?;
@@ -182,7 +211,10 @@ async fn one_run(i: u64, of: u64, progress: &Progress) -> anyhow::Result<RunFigu
         .map(|p| format!("{} (pid {})", p.service, p.pid))
         .collect();
     if !lingering.is_empty() {
-        progress.note(&format!("still running after `bazaar up` stopped: {}", lingering.join(", ")));
+        progress.note(&format!(
+            "still running after `bazaar up` stopped: {}",
+            lingering.join(", ")
+        ));
     }
     Ok(RunFigures {
         ready_ms: ready.as_secs_f64() * 1e3,
@@ -207,14 +239,25 @@ impl StartupReport {
         let mut per_service: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for r in &runs {
             for (service, bytes) in &r.rss_bytes {
-                per_service.entry(service.clone()).or_default().push(*bytes as f64);
+                per_service
+                    .entry(service.clone())
+                    .or_default()
+                    .push(*bytes as f64);
             }
         }
-        let rss_bytes: BTreeMap<String, Spread> =
-            per_service.iter().filter_map(|(s, v)| Some((s.clone(), Spread::of(v)?))).collect();
-        let totals: Vec<f64> = runs.iter().map(|r| r.rss_bytes.values().sum::<u64>() as f64).collect();
+        let rss_bytes: BTreeMap<String, Spread> = per_service
+            .iter()
+            .filter_map(|(s, v)| Some((s.clone(), Spread::of(v)?)))
+            .collect();
+        let totals: Vec<f64> = runs
+            .iter()
+            .map(|r| r.rss_bytes.values().sum::<u64>() as f64)
+            .collect();
         let ready_ms = Spread::of(&ready);
-        let goals = vec![ready_goal(ready_ms, runs.len()), rss_goal(&rss_bytes, runs.len())];
+        let goals = vec![
+            ready_goal(ready_ms, runs.len()),
+            rss_goal(&rss_bytes, runs.len()),
+        ];
         StartupReport {
             ready_ms,
             reported_up_s: Spread::of(&reported),
@@ -229,7 +272,11 @@ impl StartupReport {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let n = self.runs.len();
-        let _ = writeln!(out, "Cold start of `bazaar up` ({n} run{})", if n == 1 { "" } else { "s" });
+        let _ = writeln!(
+            out,
+            "Cold start of `bazaar up` ({n} run{})",
+            if n == 1 { "" } else { "s" }
+        );
         let _ = writeln!(out, "{:<44} {:>9} {:>9} {:>9}", "", "MIN", "MEDIAN", "MAX");
         let secs = |ms: f64| format!("{:.2} s", ms / 1e3);
         if let Some(s) = self.ready_ms {
@@ -258,23 +305,46 @@ impl StartupReport {
             }
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "Idle memory after the warm-up (resident set, MB; median and max over the runs)");
+        let _ = writeln!(
+            out,
+            "Idle memory after the warm-up (resident set, MB; median and max over the runs)"
+        );
         let _ = writeln!(out, "{:<28} {:>9} {:>9}", "SERVICE", "MEDIAN", "MAX");
         let mb = |b: f64| format!("{:.1}", b / 1e6);
         for (service, s) in &self.rss_bytes {
             let _ = writeln!(out, "{:<28} {:>9} {:>9}", service, mb(s.median), mb(s.max));
         }
         if let Some(t) = self.total_rss_bytes {
-            let _ = writeln!(out, "{:<28} {:>9} {:>9}", format!("total ({} services)", self.rss_bytes.len()), mb(t.median), mb(t.max));
+            let _ = writeln!(
+                out,
+                "{:<28} {:>9} {:>9}",
+                format!("total ({} services)", self.rss_bytes.len()),
+                mb(t.median),
+                mb(t.max)
+            );
         }
-        let supervisor: Vec<f64> = self.runs.iter().filter_map(|r| r.supervisor_rss_bytes).map(|b| b as f64).collect();
+        let supervisor: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| r.supervisor_rss_bytes)
+            .map(|b| b as f64)
+            .collect();
         if let Some(s) = Spread::of(&supervisor) {
-            let _ = writeln!(out, "{:<28} {:>9} {:>9}", "(supervisor: bazaar up)", mb(s.median), mb(s.max));
+            let _ = writeln!(
+                out,
+                "{:<28} {:>9} {:>9}",
+                "(supervisor: bazaar up)",
+                mb(s.median),
+                mb(s.max)
+            );
         }
         let unexpected: u64 = self.runs.iter().map(|r| r.warmup.unexpected).sum();
         if unexpected > 0 {
             let _ = writeln!(out);
-            let _ = writeln!(out, "Warm-up answers not as expected: {unexpected} (see --json for the breakdown)");
+            let _ = writeln!(
+                out,
+                "Warm-up answers not as expected: {unexpected} (see --json for the breakdown)"
+            );
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "Goals (as measured, every run):");
@@ -293,21 +363,41 @@ fn ready_goal(ready_ms: Option<Spread>, runs: usize) -> Goal {
             verdict: Verdict::from_bool(s.max < READY_GOAL.as_secs_f64() * 1e3),
             detail: format!("slowest of {runs}: {:.2} s", s.max / 1e3),
         },
-        None => Goal { goal, verdict: Verdict::Skipped, detail: "no run finished".into() },
+        None => Goal {
+            goal,
+            verdict: Verdict::Skipped,
+            detail: "no run finished".into(),
+        },
     }
 }
 
 fn rss_goal(rss: &BTreeMap<String, Spread>, runs: usize) -> Goal {
     let goal = format!("≤ {} MB per service", RSS_GOAL_BYTES / 1_000_000);
     let Some((service, worst)) = rss.iter().max_by(|a, b| a.1.max.total_cmp(&b.1.max)) else {
-        return Goal { goal, verdict: Verdict::Skipped, detail: "no memory figures".into() };
+        return Goal {
+            goal,
+            verdict: Verdict::Skipped,
+            detail: "no memory figures".into(),
+        };
     };
-    let over: Vec<&str> = rss.iter().filter(|(_, s)| s.max > RSS_GOAL_BYTES as f64).map(|(k, _)| k.as_str()).collect();
-    let mut detail = format!("largest: {service} {:.1} MB over {runs} run{}", worst.max / 1e6, if runs == 1 { "" } else { "s" });
+    let over: Vec<&str> = rss
+        .iter()
+        .filter(|(_, s)| s.max > RSS_GOAL_BYTES as f64)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut detail = format!(
+        "largest: {service} {:.1} MB over {runs} run{}",
+        worst.max / 1e6,
+        if runs == 1 { "" } else { "s" }
+    );
     if !over.is_empty() {
         let _ = write!(detail, "; over: {}", over.join(", "));
     }
-    Goal { goal, verdict: Verdict::from_bool(over.is_empty()), detail }
+    Goal {
+        goal,
+        verdict: Verdict::from_bool(over.is_empty()),
+        detail,
+    }
 }
 
 #[cfg(test)]
@@ -327,7 +417,10 @@ mod tests {
 
     #[test]
     fn reads_the_time_up_prints() {
-        assert_eq!(parse_up_line("  Bazaar is up in 0.81 s (4 processes, data in /tmp/x)"), Some(0.81));
+        assert_eq!(
+            parse_up_line("  Bazaar is up in 0.81 s (4 processes, data in /tmp/x)"),
+            Some(0.81)
+        );
         assert_eq!(parse_up_line("Bazaar is up in 12.5 s"), Some(12.5));
         assert_eq!(parse_up_line("  gateway | Bazaar is up"), None);
         assert_eq!(parse_up_line("  Bazaar is up in soon s"), None);
@@ -340,13 +433,33 @@ mod tests {
             figures(700.0, &[("gateway", 14_000_000), ("catalog", 11_000_000)]),
             figures(800.0, &[("gateway", 13_000_000), ("catalog", 9_000_000)]),
         ]);
-        assert_eq!(report.ready_ms, Some(Spread { min: 700.0, median: 800.0, max: 900.0 }));
-        assert_eq!(report.rss_bytes["gateway"], Spread { min: 12e6, median: 13e6, max: 14e6 });
+        assert_eq!(
+            report.ready_ms,
+            Some(Spread {
+                min: 700.0,
+                median: 800.0,
+                max: 900.0
+            })
+        );
+        assert_eq!(
+            report.rss_bytes["gateway"],
+            Spread {
+                min: 12e6,
+                median: 13e6,
+                max: 14e6
+            }
+        );
         assert_eq!(report.total_rss_bytes.unwrap().median, 22e6);
         assert!(report.goals.iter().all(|g| g.verdict == Verdict::Pass));
         let text = report.render();
-        assert!(text.contains("all ready < 2 s: PASS (slowest of 3: 0.90 s)"), "{text}");
-        assert!(text.contains("≤ 20 MB per service: PASS (largest: gateway 14.0 MB over 3 runs)"), "{text}");
+        assert!(
+            text.contains("all ready < 2 s: PASS (slowest of 3: 0.90 s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("≤ 20 MB per service: PASS (largest: gateway 14.0 MB over 3 runs)"),
+            "{text}"
+        );
         assert!(text.contains("total (2 services)"), "{text}");
     }
 
@@ -354,10 +467,17 @@ mod tests {
     fn one_slow_run_or_one_large_service_fails_the_goals() {
         let report = StartupReport::build(vec![
             figures(900.0, &[("identity", 35_000_000), ("catalog", 10_000_000)]),
-            figures(2_300.0, &[("identity", 30_000_000), ("catalog", 11_000_000)]),
+            figures(
+                2_300.0,
+                &[("identity", 30_000_000), ("catalog", 11_000_000)],
+            ),
         ]);
         assert_eq!(report.goals[0].verdict, Verdict::Fail);
         assert_eq!(report.goals[1].verdict, Verdict::Fail);
-        assert!(report.goals[1].detail.contains("over: identity"), "{}", report.goals[1].detail);
+        assert!(
+            report.goals[1].detail.contains("over: identity"),
+            "{}",
+            report.goals[1].detail
+        );
     }
 }

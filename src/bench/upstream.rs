@@ -44,11 +44,18 @@ pub struct UpstreamArgs {
 
 pub async fn run(args: UpstreamArgs) -> anyhow::Result<()> {
     let jwks = match &args.jwks_file {
-        Some(path) => Bytes::from(std::fs::read(path).with_context(|| format!("read {}", path.display()))?),
+        Some(path) => {
+            Bytes::from(std::fs::read(path).with_context(|| format!("read {}", path.display()))?)
+        }
         None => Bytes::from_static(br#"{"keys":[]}"#),
     };
-    let listener = TcpListener::bind(("127.0.0.1", args.port)).await.context("bind the bench upstream")?;
-    println!("{LISTENING_PREFIX}upstream listening on {}", listener.local_addr()?);
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .context("bind the bench upstream")?;
+    println!(
+        "{LISTENING_PREFIX}upstream listening on {}",
+        listener.local_addr()?
+    );
     tokio::select! {
         result = serve(listener, jwks) => result,
         () = bazaar_runtime::shutdown::signal() => Ok(()),
@@ -85,7 +92,10 @@ pub async fn serve(listener: TcpListener, jwks: Bytes) -> anyhow::Result<()> {
                 let response = respond(req.method(), req.uri().path(), &jwks);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
@@ -94,24 +104,37 @@ pub async fn serve(listener: TcpListener, jwks: Bytes) -> anyhow::Result<()> {
 pub fn respond(method: &Method, path: &str, jwks: &Bytes) -> Response<Full<Bytes>> {
     let (status, body) = match (method, path) {
         (&Method::GET, "/.well-known/jwks.json") => (StatusCode::OK, jwks.clone()),
-        (&Method::GET, "/livez" | "/readyz") => (StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#)),
+        (&Method::GET, "/livez" | "/readyz") => {
+            (StatusCode::OK, Bytes::from_static(br#"{"status":"ok"}"#))
+        }
         (&Method::GET, _) => (StatusCode::OK, Bytes::from_static(PRODUCT_BODY.as_bytes())),
         _ => (StatusCode::METHOD_NOT_ALLOWED, Bytes::new()),
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
 /// Starts `bazaar bench upstream` with `workers` worker threads; returns it and its address.
-pub async fn start(workers: usize, jwks_file: &std::path::Path) -> anyhow::Result<(ChildProc, SocketAddr)> {
+pub async fn start(
+    workers: usize,
+    jwks_file: &std::path::Path,
+) -> anyhow::Result<(ChildProc, SocketAddr)> {
     let mut cmd: Command = bazaar_command()?;
-    cmd.args(["bench", "upstream", "--port", "0", "--jwks-file"]).arg(jwks_file);
+    cmd.args(["bench", "upstream", "--port", "0", "--jwks-file"])
+        .arg(jwks_file);
     cmd.env("TOKIO_WORKER_THREADS", workers.to_string());
     cmd.kill_on_drop(true);
     let mut child = ChildProc::spawn("bench upstream", cmd)?;
-    let addr = child.wait_for_line(Duration::from_secs(10), |line| listening_addr(line, LISTENING_PREFIX)).await?;
+    let addr = child
+        .wait_for_line(Duration::from_secs(10), |line| {
+            listening_addr(line, LISTENING_PREFIX)
+        })
+        .await?;
     Ok((child, addr))
 }
 
@@ -128,7 +151,11 @@ mod tests {
 
     #[test]
     fn the_product_body_is_about_300_bytes_of_json() {
-        assert!((250..=350).contains(&PRODUCT_BODY.len()), "{} bytes", PRODUCT_BODY.len());
+        assert!(
+            (250..=350).contains(&PRODUCT_BODY.len()),
+            "{} bytes",
+            PRODUCT_BODY.len()
+        );
         let v: serde_json::Value = serde_json::from_str(PRODUCT_BODY).unwrap();
         assert_eq!(v["price"]["amount_minor"], 1299);
     }
@@ -142,7 +169,13 @@ mod tests {
             assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
             assert_eq!(body(r).await, PRODUCT_BODY.as_bytes());
         }
-        assert_eq!(body(respond(&Method::GET, "/.well-known/jwks.json", &jwks)).await, jwks);
-        assert_eq!(respond(&Method::POST, "/bench/public/item", &jwks).status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            body(respond(&Method::GET, "/.well-known/jwks.json", &jwks)).await,
+            jwks
+        );
+        assert_eq!(
+            respond(&Method::POST, "/bench/public/item", &jwks).status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 }

@@ -19,7 +19,10 @@ async fn identity_contract(shop: &Shop) {
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let user: Value = res.json().await.unwrap();
     assert_eq!(user["email"], email.to_lowercase());
-    assert_eq!(location, format!("/api/v1/users/{}", user["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/api/v1/users/{}", user["id"].as_str().unwrap())
+    );
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
 
     // 409 duplicate email (any case).
@@ -50,10 +53,22 @@ async fn identity_contract(shop: &Shop) {
         .await
         .unwrap();
     assert_problem(res, 400, "malformed-request").await;
-    let res = c.post(shop.url("/api/v1/users")).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    let res = c
+        .post(shop.url("/api/v1/users"))
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 415, "unsupported-media-type").await;
-    let big = json!({"email": "big@example.com", "password": "x".repeat(70_000), "display_name": "B"});
-    let res = c.post(shop.url("/api/v1/users")).json(&big).send().await.unwrap();
+    let big =
+        json!({"email": "big@example.com", "password": "x".repeat(70_000), "display_name": "B"});
+    let res = c
+        .post(shop.url("/api/v1/users"))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 413, "payload-too-large").await;
 
     // Token: 200; wrong password and unknown email answer the same.
@@ -84,11 +99,19 @@ async fn identity_contract(shop: &Shop) {
         .unwrap();
     let unknown = assert_problem(unknown, 401, "unauthorized").await;
     for field in ["type", "title", "status", "detail"] {
-        assert_eq!(wrong[field], unknown[field], "{field} differs between wrong password and unknown email");
+        assert_eq!(
+            wrong[field], unknown[field],
+            "{field} differs between wrong password and unknown email"
+        );
     }
 
     // /users/me: 200 with the token, 401 without, 401 invalid_token with a bad one.
-    let res = c.get(shop.url("/api/v1/users/me")).bearer_auth(&token).send().await.unwrap();
+    let res = c
+        .get(shop.url("/api/v1/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["id"], user["id"]);
     let res = c.get(shop.url("/api/v1/users/me")).send().await.unwrap();
@@ -97,19 +120,44 @@ async fn identity_contract(shop: &Shop) {
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
-    let res = c.get(shop.url("/api/v1/users/me")).bearer_auth(&tampered).send().await.unwrap();
-    assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\"");
+    let res = c
+        .get(shop.url("/api/v1/users/me"))
+        .bearer_auth(&tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer error=\"invalid_token\""
+    );
     assert_problem(res, 401, "unauthorized").await;
 
     // JWKS: EdDSA public keys only.
-    let jwks: Value = c.get(shop.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = c
+        .get(shop.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let keys = jwks["keys"].as_array().unwrap();
     assert!(!keys.is_empty());
-    assert!(keys.iter().all(|k| k["alg"] == "EdDSA" && k["crv"] == "Ed25519" && k.get("d").is_none()));
+    assert!(keys
+        .iter()
+        .all(|k| k["alg"] == "EdDSA" && k["crv"] == "Ed25519" && k.get("d").is_none()));
 
     // The bootstrapped admin can log in and carries the admin role.
     let admin = shop.admin_token().await;
-    let me: Value = c.get(shop.url("/api/v1/users/me")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let me: Value = c
+        .get(shop.url("/api/v1/users/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["email"], "admin@bazaar.local");
 }
 
@@ -121,8 +169,14 @@ async fn identity_serves_its_contract_through_the_gateway_on_sqlite() {
 
 #[tokio::test]
 async fn identity_serves_its_contract_through_the_gateway_on_postgres() {
-    let Some(template) = bazaar_store::testing::postgres_template("bazaar_sys") else { return };
-    let shop = Shop::start_with(Options { postgres_template: Some(template), ..Options::default() }).await;
+    let Some(template) = bazaar_store::testing::postgres_template("bazaar_sys") else {
+        return;
+    };
+    let shop = Shop::start_with(Options {
+        postgres_template: Some(template),
+        ..Options::default()
+    })
+    .await;
     identity_contract(&shop).await;
 }
 
@@ -157,9 +211,17 @@ async fn services_refuse_forged_identity_sent_to_their_own_port() {
         let forged = format!(
             "{}.{}.",
             b64(json!({"alg": "none", "typ": "JWT"})),
-            b64(json!({"sub": "x", "iss": "bazaar-identity", "aud": "bazaar", "exp": now + 600, "nbf": now, "iat": now, "jti": "j", "roles": ["customer", "admin"]}))
+            b64(
+                json!({"sub": "x", "iss": "bazaar-identity", "aud": "bazaar", "exp": now + 600, "nbf": now, "iat": now, "jti": "j", "roles": ["customer", "admin"]})
+            )
         );
-        let res = c.request(method, format!("http://{addr}{path}")).bearer_auth(&forged).json(&json!({})).send().await.unwrap();
+        let res = c
+            .request(method, format!("http://{addr}{path}"))
+            .bearer_auth(&forged)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
         assert_problem(res, 401, "unauthorized").await;
     }
 }

@@ -13,7 +13,11 @@ async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
     let c = &shop.client;
     let (_, token, _) = shop.customer().await;
     // Authenticated requests bypass the gateway cache, so every one reaches the catalog.
-    let get = || c.get(shop.url("/api/v1/products?limit=3")).bearer_auth(&token).send();
+    let get = || {
+        c.get(shop.url("/api/v1/products?limit=3"))
+            .bearer_auth(&token)
+            .send()
+    };
     assert_eq!(get().await.unwrap().status(), 200);
 
     let before = shop.process("catalog");
@@ -28,19 +32,39 @@ async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
         if p["pid"].as_u64().unwrap() != old_pid && p["restarts"].as_u64().unwrap() >= 1 {
             break p;
         }
-        assert!(killed_at.elapsed() < Duration::from_secs(20), "catalog was not restarted");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "catalog was not restarted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let new_addr = new["addr"].as_str().unwrap().to_owned();
 
     // … the registry lists the new address and not the old one …
     loop {
-        let list: Value = c.get(format!("{}/v1/services/catalog/instances", shop.registry)).send().await.unwrap().json().await.unwrap();
-        let addrs: Vec<&str> = list["instances"].as_array().unwrap().iter().map(|i| i["http_addr"].as_str().unwrap()).collect();
-        if addrs.contains(&new_addr.as_str()) && (old_addr == new_addr || !addrs.contains(&old_addr.as_str())) {
+        let list: Value = c
+            .get(format!("{}/v1/services/catalog/instances", shop.registry))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let addrs: Vec<&str> = list["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["http_addr"].as_str().unwrap())
+            .collect();
+        if addrs.contains(&new_addr.as_str())
+            && (old_addr == new_addr || !addrs.contains(&old_addr.as_str()))
+        {
             break;
         }
-        assert!(killed_at.elapsed() < Duration::from_secs(20), "registry did not notice: {addrs:?}");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "registry did not notice: {addrs:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -49,7 +73,10 @@ async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
         if get().await.map(|r| r.status() == 200).unwrap_or(false) {
             break;
         }
-        assert!(killed_at.elapsed() < Duration::from_secs(20), "gateway did not serve products again");
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "gateway did not serve products again"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let recovered = killed_at.elapsed();
@@ -58,7 +85,12 @@ async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
     // … with no 5xx once it is back.
     for i in 0..200 {
         let res = get().await.unwrap();
-        assert_eq!(res.status(), 200, "request {i} after recovery answered {}", res.status());
+        assert_eq!(
+            res.status(),
+            200,
+            "request {i} after recovery answered {}",
+            res.status()
+        );
     }
 
     // `bazaar status` sees it.
@@ -67,9 +99,18 @@ async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
         .arg(shop.data_dir())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let catalog = rows.as_array().unwrap().iter().find(|r| r["service"] == "catalog").unwrap();
+    let catalog = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "catalog")
+        .unwrap();
     assert_eq!(catalog["health"], "ready");
     assert_eq!(catalog["registered"], true);
     assert!(catalog["restarts"].as_u64().unwrap() >= 1);

@@ -28,7 +28,11 @@ pub struct Options {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Shop {
@@ -44,7 +48,10 @@ impl Shop {
         cmd.arg("up")
             .env("BAZAAR_DATA_DIR", dir.path())
             .env("BAZAAR_GATEWAY_ADDR", format!("127.0.0.1:{gw_port}"))
-            .env("BAZAAR_REGISTRY_URL", format!("http://127.0.0.1:{reg_port}"))
+            .env(
+                "BAZAAR_REGISTRY_URL",
+                format!("http://127.0.0.1:{reg_port}"),
+            )
             .env("BAZAAR_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("BAZAAR_RATE_LIMIT_USER", "100000/s,burst=100000")
             .env("BAZAAR_RATE_LIMIT_ANON", "100000/s,burst=100000")
@@ -52,7 +59,11 @@ impl Shop {
             .env_remove("BAZAAR_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+            .stderr(if std::env::var_os("TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            });
         if let Some(t) = &opts.postgres_template {
             cmd.env("BAZAAR_DATABASE_URL", t);
         }
@@ -89,7 +100,10 @@ impl Shop {
             dir,
             gateway: format!("http://127.0.0.1:{gw_port}"),
             registry: format!("http://127.0.0.1:{reg_port}"),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
         }
     }
 
@@ -107,7 +121,13 @@ impl Shop {
     }
 
     pub fn process(&self, service: &str) -> Value {
-        self.run_file()["processes"].as_array().unwrap().iter().find(|p| p["service"] == service).cloned().unwrap()
+        self.run_file()["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["service"] == service)
+            .cloned()
+            .unwrap()
     }
 
     /// Registers a fresh customer and returns (email, token, user id).
@@ -121,7 +141,10 @@ impl Shop {
             .await
             .unwrap();
         assert_eq!(res.status(), 201, "{:?}", res.text().await);
-        let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let token = self.token(&email, "correct horse battery").await;
         (email, token, id)
     }
@@ -135,7 +158,10 @@ impl Shop {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        res.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        res.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub async fn admin_token(&self) -> String {
@@ -168,21 +194,35 @@ impl Drop for Shop {
 /// Asserts a problem+json answer with `status` and `slug`; returns the body.
 pub async fn assert_problem(res: reqwest::Response, status: u16, slug: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "unexpected status");
-    let ct = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    assert!(ct.starts_with("application/problem+json"), "content type {ct}");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content type {ct}"
+    );
     assert!(res.headers().contains_key("x-request-id"));
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["type"], format!("urn:bazaar:problem:{slug}"), "{body}");
     assert_eq!(body["status"], status);
-    assert!(body["trace_id"].as_str().is_some_and(|t| t.len() == 32), "{body}");
+    assert!(
+        body["trace_id"].as_str().is_some_and(|t| t.len() == 32),
+        "{body}"
+    );
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
 }
 
 /// The pointers of a validation problem.
 pub fn pointers(body: &Value) -> Vec<String> {
-    let mut p: Vec<String> =
-        body["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap().to_owned()).collect();
+    let mut p: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap().to_owned())
+        .collect();
     p.sort();
     p
 }

@@ -30,23 +30,69 @@ pub struct RequestContext {
     pub path: String,
 }
 
+/// What the task serving a request knows about it: its context, and what the logs say about
+/// it (the stack's log formatter reads these instead of formatting span fields up front).
+#[derive(Debug)]
+pub(crate) struct Current {
+    pub(crate) ctx: RequestContext,
+    pub(crate) log: Option<LogFields>,
+}
+
+/// The request's fields on every log line emitted while serving it.
+#[derive(Debug)]
+pub(crate) struct LogFields {
+    pub(crate) service: &'static str,
+    pub(crate) method: http::Method,
+    pub(crate) route: RouteName,
+}
+
+/// The matched route of a request, or `unmatched`.
+#[derive(Debug, Clone)]
+pub(crate) enum RouteName {
+    Matched(axum::extract::MatchedPath),
+    Unmatched,
+}
+
+impl RouteName {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            RouteName::Matched(p) => p.as_str(),
+            RouteName::Unmatched => "unmatched",
+        }
+    }
+}
+
 tokio::task_local! {
-    static CURRENT: RequestContext;
+    static CURRENT: Current;
 }
 
 /// The context of the request being served by this task, if any.
 pub fn current() -> Option<RequestContext> {
-    CURRENT.try_with(Clone::clone).ok()
+    CURRENT.try_with(|c| c.ctx.clone()).ok()
+}
+
+/// Calls `f` with the context of the request being served by this task, if any, without
+/// copying it.
+pub fn with_current<R>(f: impl FnOnce(&RequestContext) -> R) -> Option<R> {
+    CURRENT.try_with(|c| f(&c.ctx)).ok()
+}
+
+pub(crate) fn with_current_full<R>(f: impl FnOnce(&Current) -> R) -> Option<R> {
+    CURRENT.try_with(f).ok()
 }
 
 /// The trace id of the request being served, if any.
 pub fn current_trace_id() -> Option<String> {
-    CURRENT.try_with(|c| c.trace_id.clone()).ok()
+    CURRENT.try_with(|c| c.ctx.trace_id.clone()).ok()
 }
 
 /// Runs `fut` with `ctx` as the current request context.
 pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Output {
-    CURRENT.scope(ctx, fut).await
+    CURRENT.scope(Current { ctx, log: None }, fut).await
+}
+
+pub(crate) async fn scope_full<F: std::future::Future>(current: Current, fut: F) -> F::Output {
+    CURRENT.scope(current, fut).await
 }
 
 impl RequestContext {
@@ -77,15 +123,33 @@ impl RequestContext {
 
     /// The `traceparent` naming this hop as parent, for responses and outgoing calls.
     pub fn traceparent(&self) -> String {
-        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, self.flags)
+        // Built by hand: this runs on every request, and `format!` costs several times more.
+        let mut s = String::with_capacity(3 + self.trace_id.len() + 1 + self.span_id.len() + 3);
+        s.push_str("00-");
+        s.push_str(&self.trace_id);
+        s.push('-');
+        s.push_str(&self.span_id);
+        s.push('-');
+        push_hex(&mut s, self.flags);
+        s
+    }
+
+    /// The `traceparent` as a header value (None if an id holds bytes a header cannot).
+    pub fn traceparent_header(&self) -> Option<HeaderValue> {
+        HeaderValue::try_from(self.traceparent()).ok()
+    }
+
+    /// The request id as a header value (None if it holds bytes a header cannot).
+    pub fn request_id_header(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&self.request_id).ok()
     }
 
     /// Adds `traceparent` and `X-Request-Id` to the headers of an outgoing call.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        if let Ok(v) = HeaderValue::from_str(&self.traceparent()) {
+        if let Some(v) = self.traceparent_header() {
             headers.insert(TRACEPARENT, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+        if let Some(v) = self.request_id_header() {
             headers.insert(REQUEST_ID, v);
         }
     }
@@ -147,18 +211,36 @@ pub fn is_valid_request_id(v: &str) -> bool {
 
 /// A fresh request id (a UUIDv7: sortable, unique).
 pub fn new_request_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
 }
 
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    rand::thread_rng().fill_bytes(&mut buf);
+    // Ids are 8 or 16 bytes: one stack buffer, no formatting machinery (this runs twice per
+    // request).
     let mut s = String::with_capacity(n * 2);
-    for b in buf {
-        s.push_str(&format!("{b:02x}"));
+    let mut rng = rand::thread_rng();
+    let mut buf = [0u8; 16];
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..take]);
+        for &b in &buf[..take] {
+            push_hex(&mut s, b);
+        }
+        left -= take;
     }
     s
+}
+
+fn push_hex(s: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    s.push(char::from(DIGITS[usize::from(b >> 4)]));
+    s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
 }
 
 #[cfg(test)]
@@ -210,6 +292,24 @@ mod tests {
             RequestContext::from_headers(&h, "/").request_id,
             "abc.DEF_1-2"
         );
+    }
+
+    #[test]
+    fn random_hex_is_lowercase_hex_of_the_asked_length() {
+        for n in [0, 1, 8, 16, 17, 40] {
+            let s = random_hex(n);
+            assert_eq!(s.len(), n * 2);
+            assert!(is_lower_hex(&s), "{s}");
+        }
+        assert_ne!(random_hex(16), random_hex(16));
+    }
+
+    #[test]
+    fn new_request_ids_are_hyphenated_uuids() {
+        let id = new_request_id();
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+        assert_eq!(id, id.to_lowercase());
+        assert!(is_valid_request_id(&id));
     }
 
     proptest! {

@@ -19,13 +19,15 @@ use axum::{
 };
 use bazaar_auth::{AuthError, Verifier};
 use futures::FutureExt;
-use http::{header, HeaderValue};
+use http::{header, HeaderValue, StatusCode};
 use tracing::Instrument;
 
 use crate::{
-    context::{self, RequestContext, REQUEST_ID, TRACEPARENT},
+    context::{self, LogFields, RequestContext, RouteName, REQUEST_ID, TRACEPARENT},
     health::Health,
+    metrics::RedMetrics,
     problem::{Problem, ProblemKind},
+    telemetry,
 };
 
 /// The default body limit of every route (64 KiB).
@@ -52,6 +54,7 @@ impl std::fmt::Debug for ServiceStack {
 struct StackState {
     service: &'static str,
     verifier: Option<Arc<Verifier>>,
+    metrics: Arc<RedMetrics>,
 }
 
 impl ServiceStack {
@@ -91,6 +94,7 @@ impl ServiceStack {
         let state = StackState {
             service: self.service,
             verifier: self.verifier.clone(),
+            metrics: Arc::new(RedMetrics::new(self.service)),
         };
         routes
             .merge(self.health.routes())
@@ -117,48 +121,69 @@ async fn observe(State(state): State<StackState>, req: Request, next: Next) -> R
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!(
-        "request",
-        service = state.service,
-        method = %method,
-        route = %route,
-        trace_id = %ctx.trace_id,
-        request_id = %ctx.request_id,
-    );
-    let started = Instant::now();
-    let traceparent = HeaderValue::from_str(&ctx.traceparent()).ok();
-    let request_id = HeaderValue::from_str(&ctx.request_id).ok();
-    let fut = AssertUnwindSafe(next.run(req)).catch_unwind();
-    let mut res = context::scope(ctx.clone(), async move {
-        match fut.await {
-            Ok(res) => res,
-            Err(_) => {
-                tracing::error!("Handler panicked.");
-                Problem::new(
-                    ProblemKind::Internal,
-                    "An internal error occurred; it has been logged.",
-                )
-                .into_response()
-            }
-        }
-    })
-    .instrument(span.clone())
-    .await;
-    let status = res.status().as_u16();
-    let elapsed = started.elapsed().as_secs_f64();
-    let labels = [
-        ("service", state.service.to_owned()),
-        ("route", route),
-        ("method", method.to_string()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("bazaar_http_requests_total", &labels).increment(1);
-    metrics::histogram!("bazaar_http_request_duration_seconds", &labels).record(elapsed);
-    if status >= 500 {
-        span.in_scope(|| tracing::warn!(status, elapsed_ms = elapsed * 1e3, "Request failed."));
+        .map_or(RouteName::Unmatched, |p| RouteName::Matched(p.clone()));
+    let span = if telemetry::request_fields_on_events() {
+        // The formatter adds the request's fields to each line from the task-local context.
+        tracing::info_span!("request")
     } else {
-        span.in_scope(|| tracing::debug!(status, elapsed_ms = elapsed * 1e3, "Request served."));
+        tracing::info_span!(
+            "request",
+            service = state.service,
+            method = %method,
+            route = %route.as_str(),
+            trace_id = %ctx.trace_id,
+            request_id = %ctx.request_id,
+        )
+    };
+    let started = Instant::now();
+    let traceparent = ctx.traceparent_header();
+    let request_id = ctx.request_id_header();
+    let fut = AssertUnwindSafe(next.run(req)).catch_unwind();
+    let current = context::Current {
+        ctx,
+        log: Some(LogFields {
+            service: state.service,
+            method,
+            route,
+        }),
+    };
+    let metrics = state.metrics.clone();
+    let mut res = context::scope_full(
+        current,
+        async move {
+            let res = match fut.await {
+                Ok(res) => res,
+                Err(_) => {
+                    tracing::error!("Handler panicked.");
+                    Problem::new(
+                        ProblemKind::Internal,
+                        "An internal error occurred; it has been logged.",
+                    )
+                    .into_response()
+                }
+            };
+            let status = res.status().as_u16();
+            let elapsed = started.elapsed().as_secs_f64();
+            context::with_current_full(|c| {
+                if let Some(log) = &c.log {
+                    metrics.record(log.route.as_str(), &log.method, status, elapsed);
+                }
+            });
+            if status >= 500 {
+                tracing::warn!(status, elapsed_ms = elapsed * 1e3, "Request failed.");
+            } else {
+                tracing::debug!(status, elapsed_ms = elapsed * 1e3, "Request served.");
+            }
+            res
+        }
+        .instrument(span),
+    )
+    .await;
+    if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // A 413 leaves (part of) the body unread on the connection: it cannot carry another
+        // request. Telling the client also makes hyper close it after this answer.
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let h = res.headers_mut();
     if let Some(v) = traceparent {

@@ -307,11 +307,10 @@ impl std::fmt::Display for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let ctx = context::current();
-        let body = self.body_json(
-            ctx.as_ref().map(|c| c.path.as_str()),
-            ctx.as_ref().map(|c| c.trace_id.as_str()),
-        );
+        let body = context::with_current(|c| {
+            self.body_json(Some(c.path.as_str()), Some(c.trace_id.as_str()))
+        })
+        .unwrap_or_else(|| self.body_json(None, None));
         let mut res = Response::new(axum::body::Body::from(body));
         *res.status_mut() = self.status;
         let h = res.headers_mut();

@@ -66,6 +66,7 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
         return Problem::not_found().into_response();
     };
     let client_ip = client_ip(&req);
+    let body_pending = !http_body::Body::is_end_stream(req.body());
     let decision = {
         let claims = req.extensions().get::<Claims>();
         let (rate, scope, subject) = match (route.rate_limit, claims) {
@@ -90,7 +91,22 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
         .into_response()
     };
     rate_limit_headers(res.headers_mut(), &decision);
+    if body_pending && res.extensions().get::<Forwarded>().is_none() {
+        // Answered without reading the whole request body: the rest of it is still on the
+        // wire, so the connection cannot carry another request. Say so, which also makes hyper
+        // close it once this answer is out, instead of a client reusing it and failing.
+        close_connection(&mut res);
+    }
     res
+}
+
+/// Marks a response that the upstream gave, after the request body went to it.
+#[derive(Clone, Copy)]
+struct Forwarded;
+
+fn close_connection(res: &mut Response) {
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
 async fn serve(inner: &Inner, route: &Route, client_ip: IpAddr, req: Request) -> Response {
@@ -131,6 +147,7 @@ async fn serve(inner: &Inner, route: &Route, client_ip: IpAddr, req: Request) ->
         Err(problem) => return problem.into_response(),
     };
     headers::prepare_response(res.headers_mut());
+    res.extensions_mut().insert(Forwarded);
     let mut res = match record_as {
         Some(key) if res.status() == StatusCode::OK && cache::is_storable(res.headers()) => {
             let mut stored_headers = res.headers().clone();
@@ -163,7 +180,11 @@ async fn forward(
     let path_and_query = upstream_path_and_query(route, &parts.uri)?;
     let method = parts.method;
     let mut headers = parts.headers;
-    headers::prepare_request(&mut headers, client_ip, context::current().as_ref());
+    if context::with_current(|ctx| headers::prepare_request(&mut headers, client_ip, Some(ctx)))
+        .is_none()
+    {
+        headers::prepare_request(&mut headers, client_ip, None);
+    }
     let body = PendingBody::new(body, route.body_limit);
 
     let instances = tokio::time::timeout_at(deadline, inner.resolver.resolve(service))

@@ -47,7 +47,12 @@ pub async fn run(client: &reqwest::Client, base: &str) -> anyhow::Result<WarmupF
             if let Ok(body) = r.json::<serde_json::Value>().await {
                 ids = body["items"]
                     .as_array()
-                    .map(|items| items.iter().filter_map(|p| p["id"].as_str().map(str::to_owned)).collect())
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|p| p["id"].as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
             }
         }
@@ -56,29 +61,57 @@ pub async fn run(client: &reqwest::Client, base: &str) -> anyhow::Result<WarmupF
 
     let reads = (0..PRODUCT_READS).map(|i| {
         let (what, url) = match ids.get(i / 2 % ids.len().max(1)) {
-            Some(id) if i % 2 == 1 => ("GET /api/v1/products/{id}", format!("{base}/api/v1/products/{id}")),
+            Some(id) if i % 2 == 1 => (
+                "GET /api/v1/products/{id}",
+                format!("{base}/api/v1/products/{id}"),
+            ),
             _ => ("GET /api/v1/products", format!("{base}/api/v1/products")),
         };
-        async move { (what, client.get(url).send().await.ok().map(|r| r.status().as_u16())) }
+        async move {
+            (
+                what,
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|r| r.status().as_u16()),
+            )
+        }
     });
-    let outcomes: Vec<_> = stream::iter(reads).buffer_unordered(CONCURRENCY).collect().await;
+    let outcomes: Vec<_> = stream::iter(reads)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
     for (what, got) in outcomes {
         figures.record(what, 200, got);
     }
 
     let users = (0..USERS).map(|i| user_session(client, base, i));
-    let sessions: Vec<Vec<(&str, u16, Option<u16>)>> = stream::iter(users).buffer_unordered(4).collect().await;
+    let sessions: Vec<Vec<(&str, u16, Option<u16>)>> =
+        stream::iter(users).buffer_unordered(4).collect().await;
     for (what, expected, got) in sessions.into_iter().flatten() {
         figures.record(what, expected, got);
     }
 
-    let jwks = client.get(format!("{base}/.well-known/jwks.json")).send().await;
-    figures.record("GET /.well-known/jwks.json", 200, jwks.ok().map(|r| r.status().as_u16()));
+    let jwks = client
+        .get(format!("{base}/.well-known/jwks.json"))
+        .send()
+        .await;
+    figures.record(
+        "GET /.well-known/jwks.json",
+        200,
+        jwks.ok().map(|r| r.status().as_u16()),
+    );
     Ok(figures)
 }
 
 /// Register, log in, read the profile: the outcome of each step.
-async fn user_session(client: &reqwest::Client, base: &str, i: usize) -> Vec<(&'static str, u16, Option<u16>)> {
+async fn user_session(
+    client: &reqwest::Client,
+    base: &str,
+    i: usize,
+) -> Vec<(&'static str, u16, Option<u16>)> {
     let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let password = "bench-password-1234";
     let mut out = Vec::new();
@@ -87,7 +120,11 @@ async fn user_session(client: &reqwest::Client, base: &str, i: usize) -> Vec<(&'
         .json(&json!({"email": email, "password": password, "display_name": format!("Bench User {i}")}))
         .send()
         .await;
-    out.push(("POST /api/v1/users", 201, created.ok().map(|r| r.status().as_u16())));
+    out.push((
+        "POST /api/v1/users",
+        201,
+        created.ok().map(|r| r.status().as_u16()),
+    ));
     let token = client
         .post(format!("{base}/api/v1/auth/token"))
         .json(&json!({"email": email, "password": password}))
@@ -96,7 +133,10 @@ async fn user_session(client: &reqwest::Client, base: &str, i: usize) -> Vec<(&'
     let token = match token {
         Ok(r) => {
             out.push(("POST /api/v1/auth/token", 200, Some(r.status().as_u16())));
-            r.json::<serde_json::Value>().await.ok().and_then(|v| v["access_token"].as_str().map(str::to_owned))
+            r.json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["access_token"].as_str().map(str::to_owned))
         }
         Err(_) => {
             out.push(("POST /api/v1/auth/token", 200, None));
@@ -104,8 +144,16 @@ async fn user_session(client: &reqwest::Client, base: &str, i: usize) -> Vec<(&'
         }
     };
     if let Some(token) = token {
-        let me = client.get(format!("{base}/api/v1/users/me")).bearer_auth(token).send().await;
-        out.push(("GET /api/v1/users/me", 200, me.ok().map(|r| r.status().as_u16())));
+        let me = client
+            .get(format!("{base}/api/v1/users/me"))
+            .bearer_auth(token)
+            .send()
+            .await;
+        out.push((
+            "GET /api/v1/users/me",
+            200,
+            me.ok().map(|r| r.status().as_u16()),
+        ));
     }
     out
 }

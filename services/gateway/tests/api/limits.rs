@@ -61,3 +61,31 @@ async fn a_chunked_body_within_the_limit_goes_through() {
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
     assert!(raw.contains("\"body_len\":11"), "{raw}");
 }
+
+#[tokio::test]
+async fn a_client_reusing_its_connection_after_an_early_413_is_served() {
+    let app = TestApp::spawn().await;
+    // Several rounds and a body far past what hyper would drain: the bug this guards against
+    // was a race between the gateway closing a connection with unread bytes and the client
+    // sending its next request on it.
+    for round in 0..5 {
+        let res = app
+            .client
+            .post(app.url("/api/v1/small"))
+            .body(vec![b'a'; 256 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["connection"], "close", "round {round}");
+        assert_problem(res, 413, "payload-too-large").await;
+        let res = app
+            .client
+            .post(app.url("/api/v1/small"))
+            .body(vec![b'a'; 16])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the next request failed: {e:?}"));
+        assert_eq!(echo_of(res).await["body_len"], 16, "round {round}");
+    }
+    assert_eq!(app.alpha.completed(), 5);
+}
