@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_problem, pointers, Options, Shop};
+use crate::support::{assert_problem, pointers, Shop};
 
 fn product(sku: &str, category: &str) -> Value {
     json!({"sku": sku, "name": format!("Thing {sku}"), "description": "A thing.", "category": category,
@@ -197,13 +197,8 @@ async fn catalog_serves_its_contract_through_the_gateway_on_sqlite() {
 
 #[tokio::test]
 async fn catalog_serves_its_contract_through_the_gateway_on_postgres() {
-    let Some(template) = bazaar_store::testing::postgres_template("bazaar_sys") else {
+    let Some(shop) = Shop::on_postgres().await else {
         return;
     };
-    let shop = Shop::start_with(Options {
-        postgres_template: Some(template),
-        ..Options::default()
-    })
-    .await;
     catalog_contract(&shop).await;
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_problem, pointers, Options, Shop};
+use crate::support::{assert_problem, pointers, Shop};
 
 async fn identity_contract(shop: &Shop) {
     let c = &shop.client;
@@ -169,14 +169,9 @@ async fn identity_serves_its_contract_through_the_gateway_on_sqlite() {
 
 #[tokio::test]
 async fn identity_serves_its_contract_through_the_gateway_on_postgres() {
-    let Some(template) = bazaar_store::testing::postgres_template("bazaar_sys") else {
+    let Some(shop) = Shop::on_postgres().await else {
         return;
     };
-    let shop = Shop::start_with(Options {
-        postgres_template: Some(template),
-        ..Options::default()
-    })
-    .await;
     identity_contract(&shop).await;
 }
 

@@ -3,7 +3,7 @@
 use std::{
     io::{BufRead, BufReader},
     net::TcpListener,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -38,6 +38,19 @@ pub fn free_port() -> u16 {
 impl Shop {
     pub async fn start() -> Shop {
         Self::start_with(Options::default()).await
+    }
+
+    /// A shop on fresh PostgreSQL databases, or `None` (with a printed reason) when
+    /// `BAZAAR_TEST_POSTGRES_URL` is unset.
+    pub async fn on_postgres() -> Option<Shop> {
+        let template = bazaar_store::testing::postgres_template("bazaar_sys")?;
+        Some(
+            Self::start_with(Options {
+                postgres_template: Some(template),
+                ..Options::default()
+            })
+            .await,
+        )
     }
 
     pub async fn start_with(opts: Options) -> Shop {
@@ -225,9 +238,4 @@ pub fn pointers(body: &Value) -> Vec<String> {
         .collect();
     p.sort();
     p
-}
-
-#[allow(dead_code)]
-pub fn path_buf(p: &Path) -> PathBuf {
-    p.to_path_buf()
 }
