@@ -373,6 +373,9 @@ async fn supervise(
             // Wait for exit or stop.
             tokio::select! {
                 status = child.wait() => {
+                    if *stop.borrow() {
+                        return;
+                    }
                     let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                     tracing::warn!(service = name, pid, %status, "Process exited unexpectedly; restarting.");
                 }
@@ -424,6 +427,9 @@ fn spawn_child(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd.kill_on_drop(true);
+    // Own process group: a terminal's Ctrl-C (SIGINT to the foreground group) reaches only the
+    // supervisor, which then stops children in order instead of racing them into restarts.
+    cmd.process_group(0);
     let mut child = cmd
         .spawn()
         .with_context(|| format!("start {}", spec.service.as_str()))?;

@@ -116,3 +116,36 @@ async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
     assert!(catalog["restarts"].as_u64().unwrap() >= 1);
     let _ = shop.pid();
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_every_process_gracefully_without_restarts() {
+    let mut shop = Shop::start().await;
+    let pids: Vec<u32> = shop.run_file()["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(pids.len(), 4);
+    // What a terminal does on Ctrl-C: SIGINT to the foreground process group.
+    nix::sys::signal::killpg(Pid::from_raw(shop.pid() as i32), Signal::SIGINT).unwrap();
+    let status = shop
+        .wait_exit(Duration::from_secs(30))
+        .expect("bazaar up did not stop");
+    assert!(status.success(), "{status}");
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} outlived the supervisor"
+        );
+    }
+    assert!(
+        !shop.data_dir().join("run.json").exists(),
+        "run.json is removed on a clean stop"
+    );
+    let logs = shop.logs();
+    assert!(
+        !logs.contains("Restarting"),
+        "a stopping child was restarted:\n{logs}"
+    );
+}

@@ -72,17 +72,17 @@ impl Shop {
             .env_remove("BAZAAR_DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("up.stderr")).unwrap(),
+            ));
         if let Some(t) = &opts.postgres_template {
             cmd.env("BAZAAR_DATABASE_URL", t);
         }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
+        // Its own process group, like a shell job: Ctrl-C can be sent to the group.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().unwrap();
         // Drain stdout on a thread (it must never fill up and block the supervisor).
         let stdout = child.stdout.take().unwrap();
@@ -122,6 +122,11 @@ impl Shop {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.gateway)
+    }
+
+    /// What the supervisor and its children logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("up.stderr")).unwrap_or_default()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -184,6 +189,18 @@ impl Shop {
     /// The supervisor's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits up to `timeout` for the supervisor to exit; its exit status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 }
 
