@@ -552,7 +552,7 @@ fn print_ready_table(rows: &[ReadyRow], args: &UpArgs, took: Duration, generated
     let gw = args.common.gateway_addr;
     println!();
     println!(
-        "  Bazaar is up in {:.2} s ({} processes, data in {})",
+        "  Bazaar is up in {:.2} s ({} services, data in {})",
         took.as_secs_f64(),
         rows.len(),
         args.common.data_dir.display()

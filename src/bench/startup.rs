@@ -225,7 +225,7 @@ async fn one_run(i: u64, of: u64, progress: &Progress) -> anyhow::Result<RunFigu
     })
 }
 
-/// The seconds in `  Bazaar is up in 0.81 s (4 processes, …)`.
+/// The seconds in `  Bazaar is up in 0.81 s (4 services, …)`.
 pub fn parse_up_line(line: &str) -> Option<f64> {
     let rest = line.trim_start().strip_prefix("Bazaar is up in ")?;
     let (secs, _) = rest.split_once(" s")?;
@@ -418,7 +418,7 @@ mod tests {
     #[test]
     fn reads_the_time_up_prints() {
         assert_eq!(
-            parse_up_line("  Bazaar is up in 0.81 s (4 processes, data in /tmp/x)"),
+            parse_up_line("  Bazaar is up in 0.81 s (4 services, data in /tmp/x)"),
             Some(0.81)
         );
         assert_eq!(parse_up_line("Bazaar is up in 12.5 s"), Some(12.5));
