@@ -29,7 +29,6 @@ use bazaar_runtime::{context, Problem, ProblemKind};
 use http::{
     header, uri::PathAndQuery, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri,
 };
-use hyper::body::Incoming;
 
 use crate::{
     cache::{self, Recording, RecordingBody, Stored},
@@ -44,6 +43,7 @@ mod headers;
 pub(crate) mod telemetry;
 
 use body::{PendingBody, RequestBodyError};
+use client::PooledBody;
 use telemetry::Failure;
 
 /// Connect failures are retried on other instances at most this many times.
@@ -174,7 +174,7 @@ async fn forward(
     service: &Arc<str>,
     client_ip: IpAddr,
     req: Request,
-) -> Result<http::Response<Incoming>, Problem> {
+) -> Result<http::Response<PooledBody>, Problem> {
     let deadline = tokio::time::Instant::now() + route.timeout;
     let (parts, body) = req.into_parts();
     let path_and_query = upstream_path_and_query(route, &parts.uri)?;
@@ -200,9 +200,10 @@ async fn forward(
         let Some(attempt_body) = body.attempt() else {
             break;
         };
-        let uri = match upstream_uri(&pick.instance().http_addr, &path_and_query) {
-            Ok(uri) => uri,
-            Err(()) => {
+        let addr = &pick.instance().http_addr;
+        let host = match HeaderValue::from_str(addr) {
+            Ok(host) if addr.parse::<http::uri::Authority>().is_ok() => host,
+            _ => {
                 let instance_id = &pick.instance().instance_id;
                 tracing::warn!(%service, %instance_id, "Instance has an unusable address.");
                 excluded.push(pick.instance().instance_id.clone());
@@ -221,15 +222,22 @@ async fn forward(
             excluded.len() < MAX_CONNECT_RETRIES && instances.len() > excluded.len() + 1;
         let mut out = http::Request::new(attempt_body);
         *out.method_mut() = method.clone();
-        *out.uri_mut() = uri;
+        // Origin-form: the connection already goes to the instance, which is named in Host.
+        *out.uri_mut() = Uri::from(path_and_query.clone());
         *out.headers_mut() = if retry_possible {
             headers.clone()
         } else {
             std::mem::take(&mut headers)
         };
+        out.headers_mut().insert(header::HOST, host);
 
         let started = Instant::now();
-        match tokio::time::timeout_at(deadline, inner.client.request(out)).await {
+        match tokio::time::timeout_at(
+            deadline,
+            inner.client.request(&pick.instance().http_addr, out),
+        )
+        .await
+        {
             Err(_elapsed) => {
                 pick.failure();
                 inner.metrics.failed(service, Failure::Timeout);
@@ -352,15 +360,6 @@ fn upstream_path_and_query(route: &Route, uri: &Uri) -> Result<PathAndQuery, Pro
         None => path.into_owned(),
     };
     PathAndQuery::try_from(joined).map_err(|_| Problem::malformed("The request path is malformed."))
-}
-
-fn upstream_uri(addr: &str, path_and_query: &PathAndQuery) -> Result<Uri, ()> {
-    Uri::builder()
-        .scheme(http::uri::Scheme::HTTP)
-        .authority(addr)
-        .path_and_query(path_and_query.clone())
-        .build()
-        .map_err(|_| ())
 }
 
 fn cached_response(stored: &Stored, is_head: bool) -> Response {

@@ -1,10 +1,10 @@
 //! The request body on its way upstream: streamed, limited, and reusable for a retry.
 //!
 //! A connect error means nothing was sent, so the request may go to another instance — but
-//! the legacy client drops the request (body included) when it fails to connect. The body
-//! therefore waits in a shared slot and is taken out only on its first poll, which happens
-//! after the connection is up; after a connect error it is still in the slot for the next
-//! attempt. Bodies that are empty need no slot at all.
+//! the request (body included) is gone by then. The body therefore waits in a shared slot and
+//! is taken out only on its first poll, which happens after the connection is up; after a
+//! connect error it is still in the slot for the next attempt. Bodies that are empty need no
+//! slot at all.
 //!
 //! While streaming, the body counts bytes and fails with [`RequestBodyError::TooLarge`] before
 //! passing on the chunk that would cross the route's limit, so an upstream never receives
@@ -57,11 +57,7 @@ impl PendingBody {
     /// A body for the next attempt, or `None` if an earlier attempt has started sending it.
     pub(crate) fn attempt(&self) -> Option<UpstreamBody> {
         let Some(slot) = &self.slot else {
-            return Some(UpstreamBody {
-                state: State::Empty,
-                remaining: 0,
-                hint: SizeHint::with_exact(0),
-            });
+            return Some(UpstreamBody::empty());
         };
         if slot.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
             return None;
@@ -79,6 +75,17 @@ pub(crate) struct UpstreamBody {
     state: State,
     remaining: u64,
     hint: SizeHint,
+}
+
+impl UpstreamBody {
+    /// No body at all (which can be sent any number of times).
+    pub(crate) fn empty() -> UpstreamBody {
+        UpstreamBody {
+            state: State::Empty,
+            remaining: 0,
+            hint: SizeHint::with_exact(0),
+        }
+    }
 }
 
 enum State {

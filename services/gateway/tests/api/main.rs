@@ -9,5 +9,6 @@ mod failures;
 mod headers;
 mod helpers;
 mod limits;
+mod pool;
 mod rate_limit;
 mod routing;
