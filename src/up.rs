@@ -77,6 +77,8 @@ struct Shared {
     data_dir: std::path::PathBuf,
     colour: bool,
     generated_password: Option<String>,
+    /// Given to identity only: no other process needs it in its environment.
+    admin_password: String,
 }
 
 impl Shared {
@@ -124,6 +126,7 @@ async fn run_processes(
         data_dir: data_dir.clone(),
         colour: std::io::stdout().is_terminal(),
         generated_password: generated,
+        admin_password: password,
     });
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert(
@@ -139,7 +142,6 @@ async fn run_processes(
         "BAZAAR_GATEWAY_ADDR".into(),
         args.common.gateway_addr.to_string(),
     );
-    env.insert("BAZAAR_ADMIN_PASSWORD".into(), password);
     env.insert(
         "BAZAAR_LEASE_TTL".into(),
         format!("{}ms", args.common.lease_ttl.as_millis()),
@@ -196,13 +198,14 @@ async fn run_processes(
         vec![spec(ServiceName::Gateway, vec![])],
     ];
 
-    let (stop_txs, mut handles) = (Vec::new(), Vec::new());
-    let mut stop_txs: Vec<Vec<watch::Sender<bool>>> = stop_txs;
+    let mut stop_txs: Vec<Vec<watch::Sender<bool>>> = Vec::new();
+    let mut handles: Vec<Vec<tokio::task::JoinHandle<()>>> = Vec::new();
     let mut failed_start: Option<anyhow::Error> = None;
     let mut rows = Vec::new();
     for tier in tiers {
         let mut tier_stops = Vec::new();
         let mut tier_ready = Vec::new();
+        let mut tier_handles = Vec::new();
         for child in tier {
             let (stop_tx, stop_rx) = watch::channel(false);
             let (ready_tx, ready_rx) = oneshot::channel();
@@ -218,7 +221,7 @@ async fn run_processes(
                 });
             }
             let name = child.service;
-            handles.push(tokio::spawn(supervise(
+            tier_handles.push(tokio::spawn(supervise(
                 child,
                 env.clone(),
                 shared.clone(),
@@ -229,6 +232,7 @@ async fn run_processes(
             tier_ready.push((name, ready_rx));
         }
         stop_txs.push(tier_stops);
+        handles.push(tier_handles);
         for (name, ready) in tier_ready {
             match tokio::time::timeout(READY_DEADLINE, ready).await {
                 Ok(Ok(Ok(row))) => rows.push(row),
@@ -266,15 +270,15 @@ async fn run_processes(
         eprintln!("bazaar: shutting down (gateway, then services, then registry)…");
     }
 
-    // Stop in reverse order of start: nothing routes to a service that is already gone.
-    for tier in stop_txs.into_iter().rev() {
+    // Stop in reverse order of start, each tier gone before the next is told: the gateway
+    // finishes its in-flight requests while the services behind it still answer.
+    for (tier, tier_handles) in stop_txs.into_iter().zip(handles).rev() {
         for tx in &tier {
             let _ = tx.send(true);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for h in handles {
-        let _ = h.await;
+        for h in tier_handles {
+            let _ = h.await;
+        }
     }
     let _ = std::fs::remove_file(RunFile::path(&data_dir));
     match failed_start {
@@ -286,8 +290,8 @@ async fn run_processes(
     }
 }
 
-async fn all_done(handles: &mut [tokio::task::JoinHandle<()>]) {
-    for h in handles.iter_mut() {
+async fn all_done(handles: &mut [Vec<tokio::task::JoinHandle<()>>]) {
+    for h in handles.iter_mut().flatten() {
         let _ = h.await;
     }
 }
@@ -423,6 +427,11 @@ fn spawn_child(
         .args(&spec.extra_args);
     cmd.envs(env.iter());
     cmd.env("BAZAAR_INSTANCE_ID", &spec.instance_id);
+    if spec.service == ServiceName::Identity {
+        cmd.env("BAZAAR_ADMIN_PASSWORD", &shared.admin_password);
+    } else {
+        cmd.env_remove("BAZAAR_ADMIN_PASSWORD");
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -440,8 +449,8 @@ fn spawn_child(
         let prefix = prefix.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(out).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut lines = LossyLines::new(out);
+            while let Some(line) = lines.next().await {
                 if let Some(rest) = line.strip_prefix("bazaar-serve: ") {
                     if let Some((_, addr)) = rest.split_once(" listening on ") {
                         let _ = addr_tx.send(addr.trim().to_owned()).await;
@@ -449,7 +458,7 @@ fn spawn_child(
                     continue;
                 }
                 if line.starts_with("bazaar-identity: created admin account") {
-                    announce_admin(shared.generated_password.as_deref());
+                    announce_admin(shared.generated_password.as_deref(), &shared.data_dir);
                     continue;
                 }
                 println!("{prefix}{line}");
@@ -459,8 +468,8 @@ fn spawn_child(
     if let Some(err) = child.stderr.take() {
         let tail = tail.clone();
         tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            let mut lines = LossyLines::new(err);
+            while let Some(line) = lines.next().await {
                 {
                     let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
                     if t.len() == 5 {
@@ -480,8 +489,56 @@ fn last_lines(tail: &Tail) -> String {
     t.iter().cloned().collect::<Vec<_>>().join(" / ")
 }
 
-fn announce_admin(generated: Option<&str>) {
+/// Reads lines, replacing invalid UTF-8 instead of stopping: a child whose pipe is no longer
+/// drained would block on its next write.
+struct LossyLines<R> {
+    reader: BufReader<R>,
+    buf: Vec<u8>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> LossyLines<R> {
+    fn new(r: R) -> Self {
+        Self {
+            reader: BufReader::new(r),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<String> {
+        self.buf.clear();
+        match self.reader.read_until(b'\n', &mut self.buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&self.buf);
+                Some(line.trim_end_matches(['\n', '\r']).to_owned())
+            }
+        }
+    }
+}
+
+/// Shows a generated admin password once, on a terminal only; otherwise (systemd, a pipe, a
+/// file) it would end up in logs, so it goes to a file only the owner can read.
+fn announce_admin(generated: Option<&str>, data_dir: &Path) {
+    let on_terminal = std::io::stdout().is_terminal();
     match generated {
+        Some(pw) if !on_terminal => {
+            use std::{io::Write, os::unix::fs::OpenOptionsExt};
+            let path = data_dir.join("admin-password");
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .and_then(|mut f| writeln!(f, "{pw}"));
+            match written {
+                Ok(()) => println!(
+                    "  An admin account admin@bazaar.local was created; its password is in {} (mode 0600).",
+                    path.display()
+                ),
+                Err(e) => eprintln!("bazaar: cannot write {}: {e}", path.display()),
+            }
+        }
         Some(pw) => {
             println!();
             println!("  ┌─ An admin account was created (shown once, never logged) ─────────");

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use nix::{sys::signal::Signal, unistd::Pid};
 use serde_json::Value;
 
-use crate::support::Shop;
+use crate::support::{Options, Shop};
 
 #[tokio::test]
 async fn a_killed_catalog_is_restarted_re_registered_and_served_again() {
@@ -147,5 +147,43 @@ async fn ctrl_c_stops_every_process_gracefully_without_restarts() {
     assert!(
         !logs.contains("Restarting"),
         "a stopping child was restarted:\n{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_generated_admin_password_reaches_only_identity_and_a_private_file() {
+    let shop = Shop::start_with(Options {
+        generated_admin_password: true,
+        ..Options::default()
+    })
+    .await;
+    // stdout is not a terminal here, so the password is not printed but written 0600.
+    let path = shop.data_dir().join("admin-password");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no admin-password file"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let password = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+    assert!(password.len() >= 16);
+    let _ = shop.token("admin@bazaar.local", &password).await;
+    for p in shop.run_file()["processes"].as_array().unwrap() {
+        let environ = std::fs::read(format!("/proc/{}/environ", p["pid"])).unwrap();
+        let has = String::from_utf8_lossy(&environ)
+            .split('\0')
+            .any(|kv| kv.starts_with("BAZAAR_ADMIN_PASSWORD="));
+        assert_eq!(has, p["service"] == "identity", "{}", p["service"]);
+    }
+    assert!(
+        !shop.logs().contains(&password),
+        "the password reached a log"
     );
 }

@@ -25,6 +25,8 @@ pub struct Shop {
 pub struct Options {
     pub env: Vec<(String, String)>,
     pub postgres_template: Option<String>,
+    /// Let `bazaar up` generate the admin password.
+    pub generated_admin_password: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -75,6 +77,9 @@ impl Shop {
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("up.stderr")).unwrap(),
             ));
+        if opts.generated_admin_password {
+            cmd.env_remove("BAZAAR_ADMIN_PASSWORD");
+        }
         if let Some(t) = &opts.postgres_template {
             cmd.env("BAZAAR_DATABASE_URL", t);
         }

@@ -23,6 +23,10 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// While no keys are known at all nothing can be verified, so a failed fetch is retried much
 /// sooner than [`REFRESH_INTERVAL`] (identity may simply not be up yet).
+/// Keys older than this are fetched again on the next verification even if every `kid` is
+/// known, so a key identity stopped publishing (rotated after a leak) stops being trusted.
+pub const MAX_KEY_AGE: Duration = Duration::from_secs(300);
+
 const EMPTY_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Verified tokens remembered at most. 16k entries of a few hundred bytes is a few MiB.
@@ -171,6 +175,7 @@ impl Verifier {
 
     /// [`Verifier::verify`] as if the clock read `now_unix`.
     pub(crate) async fn verify_at(&self, token: &str, now_unix: i64) -> Result<Claims, AuthError> {
+        self.refresh_if_stale().await;
         let generation = match self.verify_known(token, now_unix) {
             Ok(claims) => return Ok(claims),
             Err(Miss::Refused(e)) => return Err(e),
@@ -223,6 +228,20 @@ impl Verifier {
         check_claims(&claims, now_unix)?;
         self.remember(digest, &claims, generation, now_unix);
         Ok(claims)
+    }
+
+    /// Refetches keys older than [`MAX_KEY_AGE`]. Only the caller that finds the refresh lock
+    /// free does it; everyone else carries on with the current keys. A failed fetch keeps them.
+    async fn refresh_if_stale(&self) {
+        let Some(source) = &self.source else { return };
+        let Ok(mut last_attempt) = self.refresh.try_lock() else {
+            return;
+        };
+        if !last_attempt.is_some_and(|at| at.elapsed() >= MAX_KEY_AGE) {
+            return;
+        }
+        self.fetch_and_install(source.as_ref()).await;
+        *last_attempt = Some(Instant::now());
     }
 
     /// Fetches after a `kid` miss unless the rate limit says no or another caller already
@@ -785,6 +804,32 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(
             verifier.verify_at(&second, NOW).await,
+            Err(AuthError::UnknownKey)
+        );
+        assert_eq!(source.fetches(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_identity_stopped_publishing_stops_being_trusted_after_the_max_age() {
+        let old = key();
+        let source = CountingSource::with(set(&[&old]));
+        let verifier = Verifier::new(Arc::clone(&source));
+        let token = old.sign(&claims_at(NOW)).unwrap();
+        assert!(verifier.verify_at(&token, NOW).await.is_ok());
+        assert_eq!(source.fetches(), 1);
+
+        // Identity rotates the leaked key out; every kid the verifier knows is still "known".
+        source.set_keys(set(&[&key()]));
+        tokio::time::advance(MAX_KEY_AGE - Duration::from_secs(1)).await;
+        assert!(
+            verifier.verify_at(&token, NOW).await.is_ok(),
+            "within the max age"
+        );
+        assert_eq!(source.fetches(), 1);
+
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(
+            verifier.verify_at(&token, NOW).await,
             Err(AuthError::UnknownKey)
         );
         assert_eq!(source.fetches(), 2);

@@ -48,6 +48,14 @@ where
 
 /// Deserializes `bytes`, turning errors into 400 (syntax) or 422 (shape, with a pointer).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Every request body of this API is an object; serde would otherwise fill a struct from
+    // an array by position (`["a@b.c", "pw", "name"]`).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => Problem::validation(vec![FieldError::new("", "must be a JSON object")]),
+            Err(e) => malformed(&e),
+        });
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let inner = err.inner();
@@ -204,6 +212,15 @@ mod tests {
             400
         );
         assert!(parse_json::<Order>(br#"{"items":[],"admin":true}"#).is_ok());
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        let err = parse_json::<Order>(br#"[[]]"#).unwrap_err();
+        assert_eq!(err.status(), 422);
+        assert_eq!(err.errors()[0].pointer, "");
+        assert_eq!(parse_json::<Order>(b"  [").unwrap_err().status(), 400);
+        assert_eq!(parse_json::<Order>(b"").unwrap_err().status(), 400);
     }
 
     proptest! {
