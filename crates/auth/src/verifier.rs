@@ -1,7 +1,7 @@
 //! Checking access tokens: header allow-list, key lookup and refresh, signature, claims, cache.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -49,6 +49,10 @@ pub struct Verifier {
     /// Whether the latest key set came in successfully (from the source or `replace_keys`);
     /// decides between `UnknownKey` (bad token) and `KeysUnavailable` (our fault).
     keys_loaded: AtomicBool,
+    // When the key set goes stale, in ms since `epoch`: read lock-free on every verification
+    // so the hot path never touches the refresh mutex while the keys are fresh.
+    stale_at_ms: AtomicU64,
+    epoch: Instant,
     validation: Validation,
     cache_capacity: usize,
 }
@@ -121,6 +125,8 @@ impl Verifier {
             cache: RwLock::default(),
             refresh: tokio::sync::Mutex::default(),
             keys_loaded: AtomicBool::new(false),
+            stale_at_ms: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
             validation,
             cache_capacity: CACHE_CAPACITY,
         }
@@ -147,7 +153,7 @@ impl Verifier {
         };
         let mut last_attempt = self.refresh.lock().await;
         let ok = self.fetch_and_install(source.as_ref()).await;
-        *last_attempt = Some(Instant::now());
+        *last_attempt = Some(self.stamp());
         if ok {
             Ok(())
         } else {
@@ -234,6 +240,9 @@ impl Verifier {
     /// free does it; everyone else carries on with the current keys. A failed fetch keeps them.
     async fn refresh_if_stale(&self) {
         let Some(source) = &self.source else { return };
+        if self.ms_since_epoch() < self.stale_at_ms.load(Ordering::Relaxed) {
+            return;
+        }
         let Ok(mut last_attempt) = self.refresh.try_lock() else {
             return;
         };
@@ -241,7 +250,20 @@ impl Verifier {
             return;
         }
         self.fetch_and_install(source.as_ref()).await;
-        *last_attempt = Some(Instant::now());
+        *last_attempt = Some(self.stamp());
+    }
+
+    /// Records a fetch attempt now: the keys are fresh for another [`MAX_KEY_AGE`].
+    fn stamp(&self) -> Instant {
+        let now = Instant::now();
+        let age = u64::try_from(MAX_KEY_AGE.as_millis()).unwrap_or(u64::MAX);
+        self.stale_at_ms
+            .store(self.ms_since_epoch().saturating_add(age), Ordering::Relaxed);
+        now
+    }
+
+    fn ms_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Fetches after a `kid` miss unless the rate limit says no or another caller already
@@ -261,7 +283,7 @@ impl Verifier {
         }
         self.fetch_and_install(source).await;
         // Stamped after the fetch: a caller cancelled mid-fetch must not block the next one.
-        *last_attempt = Some(Instant::now());
+        *last_attempt = Some(self.stamp());
     }
 
     async fn fetch_and_install(&self, source: &dyn KeySource) -> bool {
