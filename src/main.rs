@@ -1,9 +1,12 @@
 //! `bazaar`: start the whole shop (`up`), run one service (`serve`), inspect a running shop
-//! (`status`) and measure it (`bench`).
+//! (`status`), measure it (`bench`) and load it (`load`).
 #![forbid(unsafe_code)]
 
 mod bench;
+mod chaos;
+mod check;
 mod cli;
+mod load;
 mod run_file;
 mod serve;
 mod status;
@@ -32,6 +35,9 @@ fn main() {
             cli::Command::Serve(args) => serve::run(args).await,
             cli::Command::Status(args) => status::run(args).await,
             cli::Command::Bench(args) => bench::run(args).await,
+            cli::Command::Load(args) => load::command(args).await,
+            cli::Command::Check(args) => check::command(args).await,
+            cli::Command::Chaos(args) => chaos::command(args).await,
         }
     });
     if let Err(err) = result {

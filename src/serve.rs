@@ -16,6 +16,7 @@ pub struct ServiceConfig {
     pub service: ServiceName,
     pub common: CommonArgs,
     pub addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     pub advertise_addr: Option<String>,
     pub instance_id: String,
     pub seed_demo: bool,
@@ -47,6 +48,9 @@ impl ServiceConfig {
             service: args.service,
             common: args.common,
             addr,
+            grpc_addr: args
+                .grpc_addr
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             advertise_addr: args.advertise_addr,
             instance_id,
             seed_demo: args.seed_demo,
@@ -97,6 +101,22 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
             reqwest::Client::new(),
         )))
     };
+    let bus = || -> Result<bazaar_messaging::BusConfig, UsageError> {
+        if let Some(ns) = &common.bus_namespace {
+            if !ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || ns.len() > 32 {
+                return Err(UsageError(format!(
+                    "BAZAAR_BUS_NAMESPACE `{ns}` must be 1-32 of [A-Za-z0-9-]"
+                )));
+            }
+        }
+        let mut config = bazaar_messaging::BusConfig::with_url(common.bus_url()?);
+        config.namespace = common.bus_namespace.clone().filter(|n| !n.is_empty());
+        config.retry.max_attempts = common.bus_max_attempts;
+        config.retry.base = common.bus_retry_base;
+        config.ack_wait = common.bus_ack_wait;
+        config.instance = cfg.instance_id.clone();
+        Ok(config)
+    };
     let app = match cfg.service {
         ServiceName::Registry => {
             bazaar_registry::build(bazaar_registry::Settings {
@@ -111,6 +131,8 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
                 data_dir: common.data_dir.clone(),
                 database_url: common.database_url.clone(),
                 admin_password: cfg.admin_password.clone(),
+                bus: bus()?,
+                resolver: resolver.clone(),
             })
             .await?
         }
@@ -121,6 +143,86 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
                 database_url: common.database_url.clone(),
                 seed_demo: cfg.seed_demo,
                 verifier: jwks(),
+                grpc_addr: cfg.grpc_addr,
+                resolver: resolver.clone(),
+                bus: bus()?,
+            })
+            .await?
+        }
+        ServiceName::Inventory => {
+            bazaar_inventory::build(bazaar_inventory::Settings {
+                addr: cfg.addr,
+                grpc_addr: cfg.grpc_addr,
+                data_dir: common.data_dir.clone(),
+                database_url: common.database_url.clone(),
+                seed_demo: cfg.seed_demo,
+                verifier: jwks(),
+                resolver: resolver.clone(),
+                bus: bus()?,
+            })
+            .await?
+        }
+        ServiceName::Psp => {
+            bazaar_psp::build(bazaar_psp::Settings {
+                addr: cfg.addr,
+                data_dir: common.data_dir.clone(),
+                database_url: common.database_url.clone(),
+                verifier: jwks(),
+                timeout_token_delay: bazaar_psp::DEFAULT_TIMEOUT_TOKEN_DELAY,
+            })
+            .await?
+        }
+        ServiceName::Payment => {
+            bazaar_payment::build(bazaar_payment::Settings {
+                addr: cfg.addr,
+                grpc_addr: cfg.grpc_addr,
+                data_dir: common.data_dir.clone(),
+                database_url: common.database_url.clone(),
+                verifier: jwks(),
+                resolver: resolver.clone(),
+                bus: bus()?,
+                psp_url: common.psp_url.clone(),
+                psp_timeout: common.payment_timeout,
+                breaker: bazaar_resilience::BreakerConfig::default(),
+            })
+            .await?
+        }
+        ServiceName::Order => {
+            bazaar_order::build(bazaar_order::Settings {
+                addr: cfg.addr,
+                grpc_addr: cfg.grpc_addr,
+                data_dir: common.data_dir.clone(),
+                database_url: common.database_url.clone(),
+                verifier: jwks(),
+                resolver: resolver.clone(),
+                bus: bus()?,
+                payment_pending_deadline: common.payment_pending_deadline,
+                saga: bazaar_order::SagaConfig::default(),
+                instance_id: cfg.instance_id.clone(),
+            })
+            .await?
+        }
+        ServiceName::Shipping => {
+            bazaar_shipping::build(bazaar_shipping::Settings {
+                addr: cfg.addr,
+                data_dir: common.data_dir.clone(),
+                database_url: common.database_url.clone(),
+                verifier: jwks(),
+                resolver: resolver.clone(),
+                bus: bus()?,
+                handling_time: common.handling_time,
+                instance_id: cfg.instance_id.clone(),
+            })
+            .await?
+        }
+        ServiceName::Notification => {
+            bazaar_notification::build(bazaar_notification::Settings {
+                addr: cfg.addr,
+                data_dir: common.data_dir.clone(),
+                database_url: common.database_url.clone(),
+                verifier: jwks(),
+                resolver: resolver.clone(),
+                bus: bus()?,
             })
             .await?
         }
@@ -152,11 +254,19 @@ pub async fn build(cfg: &ServiceConfig) -> anyhow::Result<Built> {
         .advertise_addr
         .clone()
         .unwrap_or_else(|| advertised(bound));
+    let grpc_addr = app.grpc_addr().map(|bound| match &cfg.advertise_addr {
+        // Advertised as the same host as the HTTP port, with the gRPC port.
+        Some(a) => match a.rsplit_once(':') {
+            Some((host, _)) => format!("{host}:{}", bound.port()),
+            None => format!("{a}:{}", bound.port()),
+        },
+        None => advertised(bound),
+    });
     let instance = Instance {
         service: cfg.service.as_str().to_owned(),
         instance_id: cfg.instance_id.clone(),
         http_addr,
-        grpc_addr: None,
+        grpc_addr,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         metadata: [("pid".to_owned(), std::process::id().to_string())]
             .into_iter()
@@ -227,6 +337,9 @@ pub async fn supervisor_gone() {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(telemetry::LogFormat::from_env());
     let cfg = ServiceConfig::from_args(args)?;
+    // Panics that do not end the process (a handler's, a task's) still leave a record for
+    // `bazaar check`.
+    bazaar_runtime::panics::install(cfg.common.data_dir.join("panics"), &cfg.instance_id);
     let built = build(&cfg).await?;
     // One line on stdout for whoever started us (the supervisor reads it).
     println!(

@@ -69,7 +69,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "{:<10} {:<12} {:>8}  {:<22} {:<10} {:<12} {:>9} {:>9} {:>8}",
+        "{:<12} {:<14} {:>8}  {:<22} {:<10} {:<12} {:>9} {:>9} {:>8}",
         "SERVICE",
         "INSTANCE",
         "PID",
@@ -87,7 +87,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
         total_rss += r.rss_bytes.unwrap_or(0);
         println!(
-            "{:<10} {:<12} {:>8}  {:<22} {:<10} {:<12} {:>9} {:>9} {:>8}",
+            "{:<12} {:<14} {:>8}  {:<22} {:<10} {:<12} {:>9} {:>9} {:>8}",
             r.service,
             r.instance_id,
             r.pid,

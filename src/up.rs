@@ -8,6 +8,7 @@
 //! (deregister, drain) and SIGKILL after a deadline. `run.json` in the data directory records
 //! pids and addresses for `bazaar status`.
 
+use std::os::unix::process::ExitStatusExt as _;
 use std::{
     collections::HashMap,
     io::IsTerminal,
@@ -28,7 +29,7 @@ use tokio::{
 };
 
 use crate::{
-    cli::{ServeArgs, ServiceName, UpArgs, UsageError},
+    cli::{Replicas, ServeArgs, ServiceName, UpArgs, UsageError},
     run_file::{pid_alive, RunFile, RunProcess},
     serve,
 };
@@ -59,6 +60,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|p| !p.is_empty());
     if args.in_process {
+        if args.replicas != Replicas::default() {
+            return Err(UsageError(
+                "--replicas needs one process per instance; it cannot be used with --in-process"
+                    .into(),
+            )
+            .into());
+        }
         run_in_process(args, admin_password, started).await
     } else {
         run_processes(args, admin_password, started).await
@@ -70,6 +78,19 @@ struct ChildSpec {
     service: ServiceName,
     instance_id: String,
     extra_args: Vec<String>,
+    extra_env: Vec<(&'static str, &'static str)>,
+}
+
+impl ChildSpec {
+    /// Instance `n` (from 1) of the same service.
+    fn replica(&self, n: u32) -> ChildSpec {
+        ChildSpec {
+            service: self.service,
+            instance_id: format!("{}-{n}", self.service.as_str()),
+            extra_args: self.extra_args.clone(),
+            extra_env: self.extra_env.clone(),
+        }
+    }
 }
 
 struct Shared {
@@ -182,21 +203,36 @@ async fn run_processes(
     }
     let env = Arc::new(env);
 
+    let demo = |service| {
+        spec(
+            service,
+            if args.no_demo {
+                vec![]
+            } else {
+                vec!["--seed-demo".into()]
+            },
+        )
+    };
+    // Each tier starts once the one before it is ready: services find their dependencies
+    // through the registry, and every service can start without the others (consumers retry
+    // their producers), so the tiers only make start-up quieter.
     let tiers: Vec<Vec<ChildSpec>> = vec![
         vec![spec(ServiceName::Registry, vec![])],
         vec![
             spec(ServiceName::Identity, vec![]),
-            spec(
-                ServiceName::Catalog,
-                if args.no_demo {
-                    vec![]
-                } else {
-                    vec!["--seed-demo".into()]
-                },
-            ),
+            demo(ServiceName::Catalog),
+            demo(ServiceName::Inventory),
+            spec(ServiceName::Psp, vec![]),
+        ],
+        vec![
+            spec(ServiceName::Payment, vec![]),
+            spec(ServiceName::Order, vec![]),
+            spec(ServiceName::Shipping, vec![]),
+            spec(ServiceName::Notification, vec![]),
         ],
         vec![spec(ServiceName::Gateway, vec![])],
     ];
+    let tiers = with_replicas(tiers, &args.replicas);
 
     let mut stop_txs: Vec<Vec<watch::Sender<bool>>> = Vec::new();
     let mut handles: Vec<Vec<tokio::task::JoinHandle<()>>> = Vec::new();
@@ -301,7 +337,30 @@ fn spec(service: ServiceName, extra_args: Vec<String>) -> ChildSpec {
         service,
         instance_id: format!("{}-1", service.as_str()),
         extra_args,
+        extra_env: Vec::new(),
     }
+}
+
+/// Adds each service's replicas (instances 2…n) as a tier of their own right after the tier
+/// of its first instance: the first one has migrated the database by the time they start.
+fn with_replicas(tiers: Vec<Vec<ChildSpec>>, replicas: &Replicas) -> Vec<Vec<ChildSpec>> {
+    let mut out = Vec::new();
+    for mut tier in tiers {
+        for child in &mut tier {
+            if child.service == ServiceName::Gateway && replicas.of(ServiceName::Gateway) > 1 {
+                child.extra_env.push(("BAZAAR_REUSE_PORT", "1"));
+            }
+        }
+        let more: Vec<ChildSpec> = tier
+            .iter()
+            .flat_map(|c| (2..=replicas.of(c.service)).map(|n| c.replica(n)))
+            .collect();
+        out.push(tier);
+        if !more.is_empty() {
+            out.push(more);
+        }
+    }
+    out
 }
 
 /// One row of the ready table.
@@ -325,7 +384,7 @@ async fn supervise(
     let mut backoff = Duration::from_millis(100);
     let registry_url = env.get("BAZAAR_REGISTRY_URL").cloned().unwrap_or_default();
     loop {
-        let spawned = spawn_child(&spec, &env, &shared);
+        let spawned = spawn_child(&spec, &env, &shared, restarts == 0);
         let (mut child, mut addr_rx, tail) = match spawned {
             Ok(x) => x,
             Err(e) => {
@@ -337,14 +396,22 @@ async fn supervise(
         };
         let pid = child.id().unwrap_or(0);
         let began = Instant::now();
+        let mut restart_now = false;
         // Wait for the address line or an early exit.
         let addr = tokio::select! {
             a = addr_rx.recv() => a,
             status = child.wait() => {
-                let msg = format!("{name} exited during start-up ({}): {}", status.map(|s| s.to_string()).unwrap_or_default(), last_lines(&tail));
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(Err(anyhow::anyhow!(msg)));
-                    return;
+                record_exit(&shared, &spec, pid, &status, "starting");
+                let msg = format!("{name} exited during start-up ({}): {}", status.as_ref().map(|s| s.to_string()).unwrap_or_default(), last_lines(&tail));
+                // An exit code is the service refusing to start (a bad setting, an unreachable
+                // database): give up. A death by signal (a crash, a failpoint) is restarted
+                // like a crash after start-up, a few times at most.
+                let crashed = status.as_ref().is_ok_and(|s| s.signal().is_some());
+                if !(crashed && restarts < MAX_START_CRASHES) {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(Err(anyhow::anyhow!(msg)));
+                        return;
+                    }
                 }
                 tracing::warn!(service = name, "{msg}");
                 None
@@ -359,31 +426,54 @@ async fn supervise(
                 p.restarts = restarts;
             });
             if let Some(tx) = ready.take() {
-                match wait_ready(&addr).await {
-                    Ok(()) => {
+                let became_ready = tokio::select! {
+                    r = wait_ready(&addr) => Ok(r),
+                    status = child.wait() => Err(status),
+                };
+                match became_ready {
+                    Ok(Ok(())) => {
                         let _ = tx.send(Ok(ReadyRow {
                             service: name,
                             pid,
                             addr: addr.clone(),
                         }));
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         let _ = tx.send(Err(e.context(format!("{name} did not become ready"))));
                         terminate(&mut child, name).await;
                         return;
                     }
+                    Err(status) => {
+                        record_exit(&shared, &spec, pid, &status, "starting");
+                        let crashed = status.as_ref().is_ok_and(|s| s.signal().is_some());
+                        let msg = format!(
+                            "{name} exited before it was ready ({}): {}",
+                            status.as_ref().map(|s| s.to_string()).unwrap_or_default(),
+                            last_lines(&tail)
+                        );
+                        if !(crashed && restarts < MAX_START_CRASHES) {
+                            let _ = tx.send(Err(anyhow::anyhow!(msg)));
+                            return;
+                        }
+                        tracing::warn!(service = name, "{msg}");
+                        ready = Some(tx);
+                        restart_now = true;
+                    }
                 }
             }
-            // Wait for exit or stop.
-            tokio::select! {
-                status = child.wait() => {
-                    if *stop.borrow() {
-                        return;
+            // Wait for exit or stop (unless it already died while starting).
+            if !restart_now {
+                tokio::select! {
+                    status = child.wait() => {
+                        if *stop.borrow() {
+                            return;
+                        }
+                        record_exit(&shared, &spec, pid, &status, "running");
+                        let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                        tracing::warn!(service = name, pid, %status, "Process exited unexpectedly; restarting.");
                     }
-                    let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-                    tracing::warn!(service = name, pid, %status, "Process exited unexpectedly; restarting.");
+                    _ = stop.changed() => { terminate(&mut child, name).await; return; }
                 }
-                _ = stop.changed() => { terminate(&mut child, name).await; return; }
             }
         }
         // The dead instance must not receive traffic while it restarts.
@@ -413,12 +503,70 @@ async fn supervise(
     }
 }
 
+/// One line of `exits.jsonl` in the data directory: a child that ended without being told to.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExitRecord {
+    pub at_unix_ms: i64,
+    pub service: String,
+    pub instance_id: String,
+    pub pid: u32,
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal, when one ended it (9 for SIGKILL).
+    pub signal: Option<i32>,
+    /// `starting` or `running`.
+    pub phase: String,
+}
+
+/// The file of [`ExitRecord`]s.
+pub fn exits_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("exits.jsonl")
+}
+
+/// Appends an [`ExitRecord`] for every exit the supervisor did not cause, so a crash cannot go
+/// unnoticed behind a quick restart (`bazaar check` reads them).
+fn record_exit(
+    shared: &Shared,
+    spec: &ChildSpec,
+    pid: u32,
+    status: &std::io::Result<std::process::ExitStatus>,
+    phase: &str,
+) {
+    use std::io::Write as _;
+    let record = ExitRecord {
+        at_unix_ms: bazaar_runtime::time::now_micros() / 1000,
+        service: spec.service.as_str().to_owned(),
+        instance_id: spec.instance_id.clone(),
+        pid,
+        code: status.as_ref().ok().and_then(|s| s.code()),
+        signal: status.as_ref().ok().and_then(|s| s.signal()),
+        phase: phase.to_owned(),
+    };
+    let written = serde_json::to_string(&record)
+        .map_err(std::io::Error::other)
+        .and_then(|line| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(exits_path(&shared.data_dir))?;
+            writeln!(f, "{line}")
+        });
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "Cannot record an exit in exits.jsonl.");
+    }
+}
+
+/// How many times a service that crashes (dies by a signal) while starting is restarted
+/// before `bazaar up` gives up on it.
+const MAX_START_CRASHES: u32 = 5;
+
 type Tail = Arc<Mutex<std::collections::VecDeque<String>>>;
 
 fn spawn_child(
     spec: &ChildSpec,
     env: &HashMap<String, String>,
     shared: &Arc<Shared>,
+    first_start: bool,
 ) -> anyhow::Result<(Child, tokio::sync::mpsc::Receiver<String>, Tail)> {
     let exe = std::env::current_exe().context("find the bazaar executable")?;
     let mut cmd = Command::new(exe);
@@ -426,11 +574,17 @@ fn spawn_child(
         .arg(spec.service.as_str())
         .args(&spec.extra_args);
     cmd.envs(env.iter());
+    cmd.envs(spec.extra_env.iter().copied());
     cmd.env("BAZAAR_INSTANCE_ID", &spec.instance_id);
     if spec.service == ServiceName::Identity {
         cmd.env("BAZAAR_ADMIN_PASSWORD", &shared.admin_password);
     } else {
         cmd.env_remove("BAZAAR_ADMIN_PASSWORD");
+    }
+    if !first_start {
+        // Failpoints are for a service's first run: one that aborted at a failpoint must come
+        // back without it, or it would crash in a loop.
+        cmd.env_remove("BAZAAR_FAILPOINTS");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -558,12 +712,18 @@ fn prefix_for(service: ServiceName, colour: bool) -> String {
         ServiceName::Registry => 35,
         ServiceName::Identity => 36,
         ServiceName::Catalog => 33,
+        ServiceName::Inventory => 34,
+        ServiceName::Psp => 90,
+        ServiceName::Payment => 91,
+        ServiceName::Order => 93,
+        ServiceName::Shipping => 94,
+        ServiceName::Notification => 95,
         ServiceName::Gateway => 32,
     };
     if colour {
-        format!("\x1b[{code}m{:>9} |\x1b[0m ", service.as_str())
+        format!("\x1b[{code}m{:>12} |\x1b[0m ", service.as_str())
     } else {
-        format!("{:>9} | ", service.as_str())
+        format!("{:>12} | ", service.as_str())
     }
 }
 
@@ -615,9 +775,9 @@ fn print_ready_table(rows: &[ReadyRow], args: &UpArgs, took: Duration, generated
         args.common.data_dir.display()
     );
     println!();
-    println!("  {:<10} {:>8}  {:<22} HEALTH", "SERVICE", "PID", "ADDRESS");
+    println!("  {:<12} {:>8}  {:<22} HEALTH", "SERVICE", "PID", "ADDRESS");
     for r in rows {
-        println!("  {:<10} {:>8}  {:<22} ready", r.service, r.pid, r.addr);
+        println!("  {:<12} {:>8}  {:<22} ready", r.service, r.pid, r.addr);
     }
     println!();
     println!("  Try:");
@@ -654,6 +814,7 @@ async fn run_in_process(
             service,
             common: args.common.clone(),
             addr: None,
+            grpc_addr: None,
             advertise_addr: None,
             instance_id: Some(format!("{}-1", service.as_str())),
             seed_demo: !args.no_demo,

@@ -6,7 +6,23 @@ use crate::support::{assert_problem, Shop};
 
 #[tokio::test]
 async fn the_edge_answers_every_error_as_a_problem_and_traces_every_request() {
-    let shop = Shop::start().await;
+    // The default route table plus a route to a service that has no instance.
+    let routes_dir = tempfile::tempdir().unwrap();
+    let routes = routes_dir.path().join("routes.toml");
+    let mut table = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/services/gateway/routes.example.toml"
+    ))
+    .unwrap();
+    table.push_str(
+        "\n[[route]]\nprefix = \"/api/v1/legacy\"\nservice = \"legacy\"\nauth = \"required\"\n",
+    );
+    std::fs::write(&routes, table).unwrap();
+    let shop = Shop::start_with(crate::support::Options {
+        env: vec![("BAZAAR_GATEWAY_ROUTES".into(), routes.display().to_string())],
+        ..Default::default()
+    })
+    .await;
     let c = &shop.client;
 
     // Unknown route: 404 problem.
@@ -30,10 +46,10 @@ async fn the_edge_answers_every_error_as_a_problem_and_traces_every_request() {
         .unwrap();
     assert_eq!(res.status(), 431);
 
-    // A route whose service has no instance (orders arrive with a later capability): 503 + Retry-After.
+    // A route whose service has no instance: 503 + Retry-After.
     let (_, token, _) = shop.customer().await;
     let res = c
-        .get(shop.url("/api/v1/orders"))
+        .get(shop.url("/api/v1/legacy"))
         .bearer_auth(&token)
         .send()
         .await

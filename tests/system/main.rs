@@ -5,6 +5,9 @@
 mod catalog;
 mod edge;
 mod identity;
+mod load;
+mod orders;
 mod rate_limit;
+mod replicas;
 mod supervisor;
 mod support;

@@ -126,7 +126,7 @@ async fn ctrl_c_stops_every_process_gracefully_without_restarts() {
         .iter()
         .map(|p| p["pid"].as_u64().unwrap() as u32)
         .collect();
-    assert_eq!(pids.len(), 4);
+    assert_eq!(pids.len(), 10);
     // What a terminal does on Ctrl-C: SIGINT to the foreground process group.
     nix::sys::signal::killpg(Pid::from_raw(shop.pid() as i32), Signal::SIGINT).unwrap();
     let status = shop

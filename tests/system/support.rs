@@ -82,6 +82,8 @@ impl Shop {
         }
         if let Some(t) = &opts.postgres_template {
             cmd.env("BAZAAR_DATABASE_URL", t);
+            // Several shops run side by side on one PostgreSQL server (100 connections).
+            cmd.env("BAZAAR_DB_MAX_CONNECTIONS", "3");
         }
         for (k, v) in &opts.env {
             cmd.env(k, v);
@@ -108,7 +110,14 @@ impl Shop {
                 break;
             }
             if let Some(status) = child.try_wait().unwrap() {
-                panic!("bazaar up exited during start-up: {status}");
+                let logs =
+                    std::fs::read_to_string(dir.path().join("up.stderr")).unwrap_or_default();
+                let tail: Vec<&str> = logs.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "bazaar up exited during start-up: {status}\n{}",
+                    tail.join("\n")
+                );
             }
             assert!(Instant::now() < deadline, "bazaar up was not ready in time");
             tokio::time::sleep(Duration::from_millis(20)).await;

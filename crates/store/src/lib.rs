@@ -9,6 +9,9 @@
 //! `BIGINT` microseconds, money as `BIGINT` minor units, booleans as `BIGINT` 0/1, and `$1`
 //! placeholders (SQLite accepts them too).
 //!
+//! Lists are keyset-paged with signed cursors ([`cursor`]) whose key each database keeps in
+//! its own secrets table ([`secrets`]).
+//!
 //! Writes go through [`Db::begin`] (or [`Db::writer`]); reads through [`Db::reader`]. On
 //! SQLite the writer is a single connection: SQLite has one writer at a time anyway, and
 //! queueing in the pool instead of in SQLite's busy handler means no `SQLITE_BUSY` under
@@ -33,7 +36,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod cursor;
 mod migrate;
+pub mod secrets;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -165,7 +170,8 @@ impl Db {
         }
         let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
-            .max_connections(10)
+            .max_connections(postgres_pool_size()?)
+            .idle_timeout(Duration::from_secs(60))
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(opts)
             .await?;
@@ -193,8 +199,27 @@ impl Db {
     }
 
     /// Starts a write transaction.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the start, waiting in the
+    /// busy handler while another *process* (a replica on the same file) writes. A deferred
+    /// transaction would take it at its first write instead, and SQLite fails such an upgrade
+    /// at once with `SQLITE_BUSY` when another connection has written since the read began.
+    ///
+    /// The `BEGIN IMMEDIATE` runs to completion on a task of its own: sqlx has an await point
+    /// after a custom `BEGIN` succeeded and before the transaction exists, so a caller
+    /// cancelled right there (a client hanging up) would leave the connection inside a
+    /// transaction nobody can end, and every later `begin` would fail. Finished on its own
+    /// task, the transaction is dropped (rolled back) when nobody waits for it any more.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.writer.begin().await
+        match self.backend {
+            Backend::Sqlite => {
+                let pool = self.writer.clone();
+                tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
+                    .await
+                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+            }
+            Backend::Postgres => self.writer.begin().await,
+        }
     }
 
     /// The URL with any password removed, for logs.
@@ -227,6 +252,21 @@ fn backend_of(url: &str) -> anyhow::Result<Backend> {
             "unsupported database URL scheme (use sqlite:// or postgres://): {}",
             redact(url)
         )
+    }
+}
+
+/// Connections per service to PostgreSQL: `BAZAAR_DB_MAX_CONNECTIONS` (1–1000), default 10.
+/// Every replica of every service holds up to this many, so keep the product under the
+/// server's `max_connections`.
+fn postgres_pool_size() -> anyhow::Result<u32> {
+    match std::env::var("BAZAAR_DB_MAX_CONNECTIONS") {
+        Err(_) => Ok(10),
+        Ok(v) => v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| anyhow::anyhow!("BAZAAR_DB_MAX_CONNECTIONS `{v}` must be 1-1000")),
     }
 }
 

@@ -1,48 +1,11 @@
-//! Page cursors: opaque to clients, tamper-evident, and bound to the query they came from.
-//!
-//! A cursor is `base64url(JSON {last_id, q, category}) "." base64url(HMAC-SHA256)`, the MAC
-//! taken over the first part exactly as sent. The key lives in the catalog database (see
-//! [`crate::store::secrets`]), so cursors survive restarts and every replica accepts the
-//! cursors of the others. A cursor replayed with another `q` or `category` is refused: its
-//! position means nothing in a differently filtered list.
+//! The product list's page cursors: the shared signed cursors of [`bazaar_store::cursor`]
+//! (their key kept in `catalog_secrets`), pointing after a [`ProductId`] and bound to the `q`
+//! and `category` of the query they came from. A cursor replayed with another `q` or
+//! `category` is refused: its position means nothing in a differently filtered list.
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use ring::{
-    hmac,
-    rand::{SecureRandom, SystemRandom},
-};
-use serde::{Deserialize, Serialize};
+pub use bazaar_store::cursor::{CursorError, CursorKey};
 
 use crate::domain::{Category, ProductId, SearchText};
-
-/// Longer cursors are refused before any decoding (ours are well under 1 KiB).
-pub const MAX_CURSOR_LEN: usize = 2048;
-
-/// The length of a freshly generated key, in bytes.
-pub const KEY_LEN: usize = 32;
-
-/// The HMAC key that signs and checks cursors.
-pub struct CursorKey(hmac::Key);
-
-impl std::fmt::Debug for CursorKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CursorKey(..)")
-    }
-}
-
-/// Why a cursor is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum CursorError {
-    /// Not of the cursor shape, or too long.
-    #[error("the cursor is malformed")]
-    Malformed,
-    /// The MAC does not match: the cursor was altered or made up.
-    #[error("the cursor is not valid")]
-    Forged,
-    /// A genuine cursor, issued for another `q` or `category`.
-    #[error("the cursor belongs to a different query")]
-    OtherQuery,
-}
 
 /// What a list query filters on; part of every cursor it issues.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,65 +16,26 @@ pub struct Filters<'a> {
     pub category: Option<&'a Category>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Payload {
-    last_id: String,
-    q: Option<String>,
-    category: Option<String>,
-}
-
-impl CursorKey {
-    /// A key from stored bytes.
-    pub fn from_bytes(key: &[u8]) -> CursorKey {
-        CursorKey(hmac::Key::new(hmac::HMAC_SHA256, key))
+impl Filters<'_> {
+    /// The cursor for the page after `last` of the list filtered by these filters.
+    pub fn seal(&self, key: &CursorKey, last: ProductId) -> String {
+        key.seal(&last.to_string(), &self.scope())
     }
 
-    /// Fresh random key bytes, for the first start of a catalog database.
-    pub fn generate_bytes() -> anyhow::Result<[u8; KEY_LEN]> {
-        let mut key = [0_u8; KEY_LEN];
-        SystemRandom::new()
-            .fill(&mut key)
-            .map_err(|_| anyhow::anyhow!("the system random source failed"))?;
-        Ok(key)
+    /// The position `cursor` points after, if it is genuine and was issued for these filters.
+    pub fn open(&self, key: &CursorKey, cursor: &str) -> Result<ProductId, CursorError> {
+        let last = key.open(cursor, &self.scope())?;
+        ProductId::parse(&last).ok_or(CursorError::Malformed)
     }
 
-    /// The cursor for the page after `last_id` of the list filtered by `filters`.
-    pub fn seal(&self, last_id: ProductId, filters: Filters<'_>) -> String {
-        let payload = Payload {
-            last_id: last_id.to_string(),
-            q: filters.q.map(|q| q.as_str().to_owned()),
-            category: filters.category.map(|c| c.as_str().to_owned()),
-        };
-        // Serializing a struct of strings cannot fail.
-        let json = serde_json::to_vec(&payload).unwrap_or_default();
-        let body = URL_SAFE_NO_PAD.encode(json);
-        let tag = hmac::sign(&self.0, body.as_bytes());
-        format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-    }
-
-    /// The position a cursor points after, if it is genuine and was issued for `filters`.
-    pub fn open(&self, cursor: &str, filters: Filters<'_>) -> Result<ProductId, CursorError> {
-        if cursor.len() > MAX_CURSOR_LEN {
-            return Err(CursorError::Malformed);
-        }
-        let (body, tag) = cursor.split_once('.').ok_or(CursorError::Malformed)?;
-        // The decoder refuses padding and non-zero trailing bits, so every tag has one
-        // spelling and no character of a cursor can change without changing what is checked.
-        let tag = URL_SAFE_NO_PAD
-            .decode(tag)
-            .map_err(|_| CursorError::Malformed)?;
-        hmac::verify(&self.0, body.as_bytes(), &tag).map_err(|_| CursorError::Forged)?;
-        let json = URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| CursorError::Malformed)?;
-        let payload: Payload = serde_json::from_slice(&json).map_err(|_| CursorError::Malformed)?;
-        let last_id = ProductId::parse(&payload.last_id).ok_or(CursorError::Malformed)?;
-        if payload.q.as_deref() != filters.q.map(SearchText::as_str)
-            || payload.category.as_deref() != filters.category.map(Category::as_str)
-        {
-            return Err(CursorError::OtherQuery);
-        }
-        Ok(last_id)
+    /// Both filters as one string, unambiguously: a JSON array `[q, category]`.
+    fn scope(&self) -> String {
+        let pair = (
+            self.q.map(SearchText::as_str),
+            self.category.map(Category::as_str),
+        );
+        // Serializing a pair of optional strings cannot fail.
+        serde_json::to_string(&pair).unwrap_or_default()
     }
 }
 
@@ -122,7 +46,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn key() -> CursorKey {
-        CursorKey::from_bytes(&[7; KEY_LEN])
+        CursorKey::from_bytes(&[7; 32])
     }
 
     fn q(s: &str) -> SearchText {
@@ -132,8 +56,8 @@ mod tests {
     #[test]
     fn a_sealed_cursor_opens_to_its_position() {
         let id = ProductId::generate();
-        let cursor = key().seal(id, Filters::default());
-        assert_eq!(key().open(&cursor, Filters::default()), Ok(id));
+        let cursor = Filters::default().seal(&key(), id);
+        assert_eq!(Filters::default().open(&key(), &cursor), Ok(id));
     }
 
     #[test]
@@ -145,76 +69,53 @@ mod tests {
             q: Some(&moka),
             category: Some(&books),
         };
-        let cursor = key().seal(id, with_both);
-        assert_eq!(key().open(&cursor, with_both), Ok(id));
-        assert_eq!(
-            key().open(&cursor, Filters::default()),
-            Err(CursorError::OtherQuery)
-        );
-        assert_eq!(
-            key().open(
-                &cursor,
-                Filters {
-                    q: Some(&moka),
-                    category: None
-                }
-            ),
-            Err(CursorError::OtherQuery)
-        );
+        let cursor = with_both.seal(&key(), id);
+        assert_eq!(with_both.open(&key(), &cursor), Ok(id));
         let other = q("mokx");
-        assert_eq!(
-            key().open(
-                &cursor,
-                Filters {
-                    q: Some(&other),
-                    category: Some(&books)
-                }
-            ),
-            Err(CursorError::OtherQuery)
-        );
-    }
-
-    #[test]
-    fn a_cursor_from_another_key_is_forged() {
-        let cursor =
-            CursorKey::from_bytes(&[8; KEY_LEN]).seal(ProductId::generate(), Filters::default());
-        assert_eq!(
-            key().open(&cursor, Filters::default()),
-            Err(CursorError::Forged)
-        );
-    }
-
-    #[test]
-    fn junk_is_malformed_or_forged() {
-        for junk in [
-            "",
-            ".",
-            "abc",
-            "abc.def",
-            "a.b.c",
-            "%%%.%%%",
-            &"a".repeat(MAX_CURSOR_LEN + 1),
+        for filters in [
+            Filters::default(),
+            Filters {
+                q: Some(&moka),
+                category: None,
+            },
+            Filters {
+                q: Some(&other),
+                category: Some(&books),
+            },
         ] {
-            assert!(key().open(junk, Filters::default()).is_err(), "{junk:?}");
+            assert_eq!(
+                filters.open(&key(), &cursor),
+                Err(CursorError::OtherList),
+                "{filters:?}"
+            );
         }
     }
 
     #[test]
-    fn a_genuinely_signed_but_meaningless_payload_is_malformed() {
-        let body = URL_SAFE_NO_PAD.encode(br#"{"last_id":"nope","q":null,"category":null}"#);
-        let tag = hmac::sign(&key().0, body.as_bytes());
-        let cursor = format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+    fn the_same_text_as_q_or_as_category_is_another_query() {
+        let books_q = q("books");
+        let books = Category::parse("books").unwrap();
+        let as_q = Filters {
+            q: Some(&books_q),
+            category: None,
+        };
+        let as_category = Filters {
+            q: None,
+            category: Some(&books),
+        };
+        let cursor = as_q.seal(&key(), ProductId::generate());
         assert_eq!(
-            key().open(&cursor, Filters::default()),
-            Err(CursorError::Malformed)
+            as_category.open(&key(), &cursor),
+            Err(CursorError::OtherList)
         );
     }
 
     #[test]
-    fn generated_keys_differ() {
-        assert_ne!(
-            CursorKey::generate_bytes().unwrap(),
-            CursorKey::generate_bytes().unwrap()
+    fn a_genuine_cursor_that_is_not_after_a_product_id_is_malformed() {
+        let cursor = key().seal("nope", &Filters::default().scope());
+        assert_eq!(
+            Filters::default().open(&key(), &cursor),
+            Err(CursorError::Malformed)
         );
     }
 
@@ -228,34 +129,9 @@ mod tests {
             let category = category.map(|c| Category::parse(&c).unwrap());
             let filters = Filters { q: q_text.as_ref(), category: category.as_ref() };
             let id = ProductId::generate();
-            let cursor = key().seal(id, filters);
-            prop_assert!(cursor.len() <= MAX_CURSOR_LEN);
-            prop_assert_eq!(key().open(&cursor, filters), Ok(id));
-        }
-
-        #[test]
-        fn any_single_byte_change_is_rejected(index in any::<proptest::sample::Index>(), byte in any::<u8>()) {
-            let k = key();
-            let cursor = k.seal(ProductId::generate(), Filters::default());
-            let mut bytes = cursor.clone().into_bytes();
-            let i = index.index(bytes.len());
-            prop_assume!(bytes[i] != byte);
-            bytes[i] = byte;
-            // A change that is not UTF-8 never reaches `open` (the query string must decode).
-            if let Ok(changed) = String::from_utf8(bytes) {
-                prop_assert!(k.open(&changed, Filters::default()).is_err(), "{} was accepted", changed);
-            }
-        }
-
-        #[test]
-        fn arbitrary_strings_never_panic_and_are_refused(s in any::<String>()) {
-            prop_assert!(key().open(&s, Filters::default()).is_err());
-        }
-
-        #[test]
-        fn arbitrary_dotted_base64_is_refused(a in "[A-Za-z0-9_-]{0,80}", b in "[A-Za-z0-9_-]{0,60}") {
-            let cursor = format!("{a}.{b}");
-            prop_assert!(key().open(&cursor, Filters::default()).is_err());
+            let cursor = filters.seal(&key(), id);
+            prop_assert!(cursor.len() <= bazaar_store::cursor::MAX_CURSOR_LEN);
+            prop_assert_eq!(filters.open(&key(), &cursor), Ok(id));
         }
     }
 }

@@ -6,13 +6,13 @@ mod listing;
 mod money;
 mod product;
 mod product_id;
-mod sku;
 mod text;
 
+pub use bazaar_contracts::sku::{Sku, SkuError};
+pub use bazaar_runtime::page::{Limit, LimitError};
 pub use category::{Category, CategoryError};
-pub use listing::{Limit, LimitError, SearchText, SearchTextError};
+pub use listing::{SearchText, SearchTextError};
 pub use money::{AmountError, Currency, CurrencyError, Money};
 pub use product::{NewProduct, Product, ProductPatch};
 pub use product_id::ProductId;
-pub use sku::{Sku, SkuError};
 pub use text::{Description, DescriptionError, ProductName, ProductNameError};

@@ -13,6 +13,10 @@
 //!     database_url: None,
 //!     seed_demo: true,
 //!     verifier,
+//!     grpc_addr: "127.0.0.1:0".parse()?,
+//!     // Finds inventory's event feed (the registry or static addresses in a deployment).
+//!     resolver: bazaar_discovery::StaticResolver::from_env(),
+//!     bus: bazaar_messaging::BusConfig::default(),
 //! })
 //! .await?;
 //! app.run_until_stopped(bazaar_runtime::shutdown::signal()).await?;
@@ -21,8 +25,10 @@
 #![forbid(unsafe_code)]
 
 pub mod cursor;
-pub mod demo;
+pub use bazaar_contracts::demo;
 pub mod domain;
+pub mod events;
+pub mod grpc;
 pub mod http;
 pub mod state;
 pub mod store;
@@ -55,6 +61,12 @@ pub struct Settings {
     pub seed_demo: bool,
     /// Verifies bearer tokens (built by the caller from identity's JWKS).
     pub verifier: Arc<bazaar_auth::Verifier>,
+    /// Where the gRPC API (`GetProducts`) listens (port 0 picks a free port).
+    pub grpc_addr: SocketAddr,
+    /// Finds inventory's event feed.
+    pub resolver: Arc<dyn bazaar_discovery::Resolver>,
+    /// The message bus (feeds or NATS).
+    pub bus: bazaar_messaging::BusConfig,
 }
 
 impl std::fmt::Debug for Settings {
@@ -78,7 +90,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         SERVICE,
         &settings.data_dir,
         settings.database_url.as_deref(),
-        store::MIGRATIONS,
+        &store::all_migrations(),
     )
     .await
     .context("open the catalog database")?;
@@ -90,14 +102,38 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
             tracing::info!(inserted, "Seeded the demo catalog.");
         }
     }
-    let state = AppState::new(db, settings.verifier)
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bus = bazaar_messaging::Bus::start(
+        SERVICE,
+        db.clone(),
+        settings.resolver.clone(),
+        settings.bus.clone(),
+        stop.clone(),
+    )
+    .await
+    .context("start the message bus")?;
+    bus.subscribe(events::LEVELS, events::LevelChanged);
+    let state = AppState::new(db.clone(), settings.verifier)
         .await
-        .context("prepare the catalog")?;
+        .context("prepare the catalog")?
+        .with_bus(bus);
     let health = state.health().clone();
+    let grpc = bazaar_proto::grpc::GrpcListener::bind(settings.grpc_addr).await?;
+    let grpc_addr = grpc.local_addr();
+    let routes = tonic::service::Routes::new(
+        bazaar_proto::catalog::catalog_server::CatalogServer::new(grpc::CatalogGrpc::new(db)),
+    );
     let app = App::bind(settings.addr, router(state))
         .await?
-        .with_health(health);
-    tracing::info!(addr = %app.local_addr(), "Catalog listening.");
+        .with_health(health)
+        .with_grpc_addr(grpc_addr)
+        .with_background("grpc", move |stop| grpc.serve(SERVICE, routes, stop))
+        .with_background("bus", move |app_stop| async move {
+            app_stop.cancelled().await;
+            stop.cancel();
+            Ok(())
+        });
+    tracing::info!(addr = %app.local_addr(), %grpc_addr, "Catalog listening.");
     Ok(app)
 }
 

@@ -15,6 +15,7 @@ pub struct AppState {
     cursors: Arc<CursorKey>,
     verifier: Arc<Verifier>,
     health: Health,
+    bus: Option<bazaar_messaging::Bus>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -29,7 +30,8 @@ impl AppState {
     /// State over a migrated catalog database: loads (or on first start creates) the cursor
     /// key and registers the database as a readiness check.
     pub async fn new(db: Db, verifier: Arc<Verifier>) -> anyhow::Result<AppState> {
-        let cursors = Arc::new(store::secrets::cursor_key(&db, now_micros()).await?);
+        let cursors =
+            Arc::new(CursorKey::load_or_create(&db, store::SECRETS_TABLE, now_micros()).await?);
         let health = Health::new();
         let probe = db.clone();
         health.add_check("db", move || {
@@ -41,7 +43,32 @@ impl AppState {
             cursors,
             verifier,
             health,
+            bus: None,
         })
+    }
+
+    /// The state with `bus` woken after each write that published an event.
+    #[must_use]
+    pub fn with_bus(mut self, bus: bazaar_messaging::Bus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Wakes the outbox relay after a commit that published events.
+    pub fn published(&self) {
+        if let Some(bus) = &self.bus {
+            bus.notify();
+        }
+    }
+
+    /// The event bus, when the catalog runs with one.
+    pub fn bus(&self) -> Option<&bazaar_messaging::Bus> {
+        self.bus.as_ref()
+    }
+
+    /// The extra routes of the message bus (event feed, dead letters), if any.
+    pub fn bus_routes(&self) -> Option<axum::Router> {
+        self.bus.as_ref().map(bazaar_messaging::Bus::routes)
     }
 
     /// The catalog database.

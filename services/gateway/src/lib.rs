@@ -7,8 +7,11 @@
 //! internal headers, adds `X-Forwarded-For`, `X-Request-Id` and `traceparent`, streams
 //! bodies both ways through pooled keep-alive connections, caches hot anonymous reads for a
 //! moment, and answers every error as RFC 9457 problem+json. It also serves the merged
-//! OpenAPI document at `/api/v1/openapi.json` and a page rendering it at `/docs`. Business
-//! rules live in the services, never here.
+//! OpenAPI document at `/api/v1/openapi.json` and a page rendering it at `/docs`, composes
+//! `/api/v1/me/overview` from three services with partial results when one fails
+//! ([`overview`]), and sends the operations endpoints that name a service in the request
+//! (`/api/v1/admin/dead-letters?service=X`, `/api/v1/admin/breakers?service=X`) to that
+//! service ([`ops`]). Business rules live in the services, never here.
 //!
 //! ```no_run
 //! use std::{collections::HashMap, sync::Arc};
@@ -44,6 +47,8 @@ use bazaar_runtime::{App, ServiceStack};
 pub mod cache;
 mod docs;
 pub mod openapi;
+pub mod ops;
+pub mod overview;
 mod proxy;
 pub mod ratelimit;
 pub mod routes;
@@ -101,8 +106,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
 /// The gateway's own endpoints are exact routes; everything else goes to the proxy through
 /// catch-all routes (exact routes win over them, and so do the stack's `/livez`, `/readyz`
 /// and `/metrics`). Composed endpoints (the BFF's `/api/v1/me/overview`) and routes chosen by
-/// something other than the path (`/api/v1/admin/dead-letters?service=`) belong here as
-/// exact routes too.
+/// something other than the path (`/api/v1/admin/dead-letters?service=`) are exact routes
+/// too, with the same edge policy as proxied ones.
 pub fn router(state: AppState) -> Router {
     let verifier = state.inner.verifier.clone();
     let stack = ServiceStack::new("gateway", state.health().clone())
@@ -115,6 +120,16 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(docs::page))
         .route("/docs/docs.js", get(docs::script))
         .route("/docs/docs.css", get(docs::style))
+        // Composed and routed by something other than the path; `any` so that the edge policy
+        // (rate limit, then methods, then auth) answers wrong methods like on proxied routes.
+        .route(overview::PATH, any(overview::handle))
+        .route(ops::DEAD_LETTERS, any(ops::dead_letters))
+        .route(
+            "/api/v1/admin/dead-letters/{service}/{id}/redrive",
+            any(ops::redrive),
+        )
+        .route(ops::BREAKERS, any(ops::breakers))
+        .route(ops::STATE, any(ops::state))
         // The proxy. A catch-all rather than the router's fallback, because the stack installs
         // its own 404 fallback; the proxy answers 404 itself for paths no route claims.
         .route("/", any(proxy::handle))

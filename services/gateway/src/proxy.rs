@@ -14,6 +14,7 @@
 
 use std::{
     borrow::Cow,
+    future::Future,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::Arc,
     time::Instant,
@@ -59,12 +60,28 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
     let inner = &*state.inner;
     let path = req.uri().path();
     if has_dot_segment(path) {
-        return Problem::malformed("The path must not contain '.' or '..' segments.")
-            .into_response();
+        return dot_segments().into_response();
     }
     let Some(route) = inner.routes.find(path) else {
         return Problem::not_found().into_response();
     };
+    guarded(inner, route, req, |req, client_ip| {
+        serve(inner, route, client_ip, req)
+    })
+    .await
+}
+
+/// Applies the edge policy of `route` — rate limit (429), method allow-list (405), auth
+/// policy (401/403), in that order — and answers with `next` once all of them let the request
+/// through. Every answer carries the `RateLimit-*` headers.
+///
+/// The proxy's `next` is [`serve`] on the same route; the gateway's own endpoints (composition,
+/// routing by query parameter) pass their own, so they get exactly the same edge policy.
+pub(crate) async fn guarded<F, Fut>(inner: &Inner, route: &Route, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request, IpAddr) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let client_ip = client_ip(&req);
     let body_pending = !http_body::Body::is_end_stream(req.body());
     let decision = {
@@ -79,9 +96,7 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
         };
         inner.limiter.check(RateKey { scope, subject }, rate).await
     };
-    let mut res = if decision.allowed {
-        serve(inner, route, client_ip, req).await
-    } else {
+    let mut res = if !decision.allowed {
         metrics::counter!("bazaar_gateway_rate_limited_total").increment(1);
         Problem::new(
             ProblemKind::RateLimited,
@@ -89,6 +104,12 @@ pub(crate) async fn handle(State(state): State<AppState>, req: Request) -> Respo
         )
         .with_retry_after(decision.retry_after_secs.max(1))
         .into_response()
+    } else if !route.allows(req.method()) {
+        method_not_allowed(route)
+    } else if let Err(problem) = authorize(route.auth, req.extensions().get::<Claims>()) {
+        problem.into_response()
+    } else {
+        next(req, client_ip).await
     };
     rate_limit_headers(res.headers_mut(), &decision);
     if body_pending && res.extensions().get::<Forwarded>().is_none() {
@@ -109,13 +130,14 @@ fn close_connection(res: &mut Response) {
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
 }
 
-async fn serve(inner: &Inner, route: &Route, client_ip: IpAddr, req: Request) -> Response {
-    if !route.allows(req.method()) {
-        return method_not_allowed(route);
-    }
-    if let Err(problem) = authorize(route.auth, req.extensions().get::<Claims>()) {
-        return problem.into_response();
-    }
+/// Forwards a request that the edge policy let through to `route`'s upstream: body limit
+/// (413), response cache, then the upstream's answer (or 502/503/504).
+pub(crate) async fn serve(
+    inner: &Inner,
+    route: &Route,
+    client_ip: IpAddr,
+    req: Request,
+) -> Response {
     match declared_length(req.headers()) {
         Ok(Some(len)) if len > route.body_limit => return too_large(),
         Ok(_) => {}
@@ -167,8 +189,10 @@ async fn serve(inner: &Inner, route: &Route, client_ip: IpAddr, req: Request) ->
 }
 
 /// Sends the request to an instance of `service`; a connect failure (nothing sent yet) is
-/// retried on other instances.
-async fn forward(
+/// retried on other instances. The request's headers are prepared here (hop-by-hop and
+/// internal headers removed, forwarding and trace headers added), so every upstream call of
+/// the gateway — proxied or composed — leaves the same way.
+pub(crate) async fn forward(
     inner: &Inner,
     route: &Route,
     service: &Arc<str>,
@@ -326,9 +350,14 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     }
 }
 
+/// The answer to a path with dot segments.
+pub(crate) fn dot_segments() -> Problem {
+    Problem::malformed("The path must not contain '.' or '..' segments.")
+}
+
 /// `.`/`..` segments (also percent-encoded) could make an upstream that normalizes paths
 /// serve something other than what the gateway routed and authorized; nobody needs them.
-fn has_dot_segment(path: &str) -> bool {
+pub(crate) fn has_dot_segment(path: &str) -> bool {
     if !path.contains('.') && !path.contains('%') {
         return false;
     }

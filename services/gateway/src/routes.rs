@@ -18,6 +18,9 @@ pub use config::RouteTableError;
 
 /// Per-route upstream timeout unless the route says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The upstream timeout of `/api/v1/orders`: `Prefer: wait` may hold a placement for up to
+/// 30 s, plus time for the order service to answer after that.
+pub const ORDERS_TIMEOUT: Duration = Duration::from_secs(35);
 /// Per-route request body limit unless the route says otherwise (64 KiB, as the contract says).
 pub const DEFAULT_BODY_LIMIT: u64 = 64 * 1024;
 /// The largest body limit a route may set; the gateway streams bodies, but a limit this high
@@ -76,8 +79,9 @@ pub struct Upstream {
 ///
 /// Extension point: routing on something other than the path (`/api/v1/admin/dead-letters`
 /// chooses its service from `?service=`) and composed endpoints (`/api/v1/me/overview`) are
-/// not proxied routes; they are added as ordinary handlers in [`crate::router`], which win
-/// over the proxy because exact routes take priority over its catch-all.
+/// not entries of this table; they are handlers in [`crate::router`] ([`crate::ops`],
+/// [`crate::overview`]), which win over the proxy because exact routes take priority over its
+/// catch-all, and which apply the same edge policy through routes of their own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// The path prefix, matched on whole segments (`/api/v1/products`).
@@ -383,14 +387,17 @@ impl Default for RouteTable {
             Route::new("/.well-known/jwks.json", "identity").cache_ttl(Duration::from_secs(60)),
             Route::new("/api/v1/products", "catalog").cache_ttl(Duration::from_millis(2000)),
             Route::new("/api/v1/inventory", "inventory").auth(AuthPolicy::Admin),
-            Route::new("/api/v1/orders", "order").auth(AuthPolicy::Required),
+            // `Prefer: wait=N` holds a placement open for up to 30 s: the timeout leaves room.
+            Route::new("/api/v1/orders", "order")
+                .auth(AuthPolicy::Required)
+                .timeout(ORDERS_TIMEOUT),
             Route::new("/api/v1/me/notifications", "notification").auth(AuthPolicy::Required),
             Route::new("/api/v1/admin/sagas", "order")
                 .rewrite("/admin/sagas")
                 .auth(AuthPolicy::Admin),
-            Route::new("/api/v1/admin/payments", "payment")
-                .rewrite("/admin/payments")
-                .auth(AuthPolicy::Admin),
+            // Payment and shipping serve these public paths themselves.
+            Route::new("/api/v1/admin/payments", "payment").auth(AuthPolicy::Admin),
+            Route::new("/api/v1/admin/shipments", "shipping").auth(AuthPolicy::Admin),
         ];
         RouteTable::new(routes).unwrap_or_else(|_| RouteTable { routes: Vec::new() })
     }
@@ -514,7 +521,100 @@ mod tests {
     #[test]
     fn the_default_table_routes_the_contract() {
         let t = RouteTable::default();
-        assert_eq!(t.routes().len(), 9);
+        assert_eq!(t.routes().len(), 10);
+        // (path, service, auth, forwarded path) for every contract route.
+        let cases = [
+            (
+                "/api/v1/users/me",
+                "identity",
+                AuthPolicy::Public,
+                "/api/v1/users/me",
+            ),
+            (
+                "/api/v1/auth/token",
+                "identity",
+                AuthPolicy::Public,
+                "/api/v1/auth/token",
+            ),
+            (
+                "/.well-known/jwks.json",
+                "identity",
+                AuthPolicy::Public,
+                "/.well-known/jwks.json",
+            ),
+            (
+                "/api/v1/products/1",
+                "catalog",
+                AuthPolicy::Public,
+                "/api/v1/products/1",
+            ),
+            (
+                "/api/v1/inventory/SKU-1/restock",
+                "inventory",
+                AuthPolicy::Admin,
+                "/api/v1/inventory/SKU-1/restock",
+            ),
+            (
+                "/api/v1/orders/1/cancel",
+                "order",
+                AuthPolicy::Required,
+                "/api/v1/orders/1/cancel",
+            ),
+            (
+                "/api/v1/me/notifications/1/read",
+                "notification",
+                AuthPolicy::Required,
+                "/api/v1/me/notifications/1/read",
+            ),
+            (
+                "/api/v1/admin/sagas/1/abort",
+                "order",
+                AuthPolicy::Admin,
+                "/admin/sagas/1/abort",
+            ),
+            (
+                "/api/v1/admin/payments",
+                "payment",
+                AuthPolicy::Admin,
+                "/api/v1/admin/payments",
+            ),
+            (
+                "/api/v1/admin/shipments",
+                "shipping",
+                AuthPolicy::Admin,
+                "/api/v1/admin/shipments",
+            ),
+        ];
+        for (path, service, auth, upstream) in cases {
+            let r = t
+                .find(path)
+                .unwrap_or_else(|| panic!("{path} is not routed"));
+            assert_eq!(&*r.upstreams[0].service, service, "{path}");
+            assert_eq!(r.auth, auth, "{path}");
+            assert_eq!(r.upstream_path(path), upstream, "{path}");
+            assert_eq!(r.body_limit, DEFAULT_BODY_LIMIT, "{path}");
+        }
+        // `Prefer: wait=30` must not be cut off by the gateway.
+        assert!(t.find("/api/v1/orders").unwrap().timeout >= Duration::from_secs(35));
+        // Nothing reaches the payment provider or a service's internal endpoints.
+        assert!(!t.services().iter().any(|s| &**s == "psp"));
+        for r in t.routes() {
+            assert!(!r.prefix.starts_with("/internal"), "{}", r.prefix);
+            assert!(
+                !r.rewrite
+                    .as_deref()
+                    .is_some_and(|w| w.starts_with("/internal")),
+                "{}",
+                r.prefix
+            );
+        }
+        for path in [
+            "/internal/events",
+            "/api/v1/me/overview",
+            "/api/v1/admin/dead-letters",
+        ] {
+            assert!(t.find(path).is_none(), "{path} must not be a proxied route");
+        }
         let r = t.find("/api/v1/admin/sagas/1/retry").unwrap();
         assert_eq!(r.auth, AuthPolicy::Admin);
         assert_eq!(

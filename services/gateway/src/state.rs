@@ -10,6 +10,8 @@ use bytes::Bytes;
 use crate::{
     cache::ResponseCache,
     openapi,
+    ops::{OpsRoutes, OPS_SERVICES},
+    overview::{Overview, PART_TIMEOUT},
     proxy::{
         client::{self, UpstreamClient},
         telemetry::UpstreamMetrics,
@@ -48,6 +50,10 @@ pub(crate) struct Inner {
     pub health: Health,
     /// The merged OpenAPI document, serialized once.
     pub openapi: Bytes,
+    /// The routes behind the dead-letter and breaker endpoints.
+    pub ops: OpsRoutes,
+    /// The parts of `/api/v1/me/overview`.
+    pub overview: Overview,
 }
 
 impl Inner {
@@ -82,7 +88,13 @@ impl AppState {
         limiter: Arc<dyn RateLimiter>,
     ) -> anyhow::Result<AppState> {
         let openapi = Bytes::from(serde_json::to_vec(&openapi::merged()?)?);
-        let services = routes.services();
+        let mut services = routes.services();
+        // The gateway's own endpoints reach these services too.
+        for s in OPS_SERVICES {
+            if !services.iter().any(|known| &**known == *s) {
+                services.push(Arc::from(*s));
+            }
+        }
         let metrics = UpstreamMetrics::new(&services);
         let balancers = services.into_iter().map(|s| (s, Balancer::new())).collect();
         let inner = Inner {
@@ -98,6 +110,8 @@ impl AppState {
             metrics,
             health: Health::new(),
             openapi,
+            ops: OpsRoutes::new(),
+            overview: Overview::new(PART_TIMEOUT),
         };
         Ok(AppState {
             inner: Arc::new(inner),

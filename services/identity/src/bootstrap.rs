@@ -82,9 +82,14 @@ mod tests {
     #[tokio::test]
     async fn an_admin_is_created_once_and_a_too_short_password_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_for_service("identity", dir.path(), None, crate::store::MIGRATIONS)
-            .await
-            .unwrap();
+        let db = Db::open_for_service(
+            "identity",
+            dir.path(),
+            None,
+            &crate::store::all_migrations(),
+        )
+        .await
+        .unwrap();
         let passwords = Passwords::with_permits(1).await.unwrap();
         let err = ensure_admin(&db, &passwords, Some("short".into()))
             .await

@@ -3,6 +3,7 @@
 mod admin;
 mod fields;
 mod jwks;
+mod state;
 mod token;
 mod users;
 
@@ -11,6 +12,7 @@ use axum::Router;
 
 use crate::state::AppState;
 
+pub use state::IdentityState;
 pub use token::TokenResponse;
 pub use users::{RegisterRequest, UserResponse};
 
@@ -23,5 +25,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/token", post(token::issue))
         .route("/.well-known/jwks.json", get(jwks::jwks))
         .route("/admin/keys/rotate", post(admin::rotate_key))
+        .route("/admin/state", get(state::state))
         .with_state(state)
 }

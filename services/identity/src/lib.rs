@@ -14,6 +14,8 @@
 //!     data_dir: ".bazaar".into(),
 //!     database_url: None,
 //!     admin_password: None,
+//!     bus: bazaar_messaging::BusConfig::default(),
+//!     resolver: bazaar_discovery::StaticResolver::from_env(),
 //! };
 //! let app = bazaar_identity::build(settings).await?;
 //! println!("identity on port {}", app.port());
@@ -38,7 +40,7 @@ use anyhow::Context as _;
 use bazaar_runtime::{App, Health, ServiceStack};
 use bazaar_store::Db;
 
-pub use http::{router, RegisterRequest, TokenResponse, UserResponse};
+pub use http::{router, IdentityState, RegisterRequest, TokenResponse, UserResponse};
 pub use signing::KeyRotation;
 pub use state::AppState;
 
@@ -62,6 +64,10 @@ pub struct Settings {
     /// The password of the admin account created on an empty database
     /// (`BAZAAR_ADMIN_PASSWORD`); a random one is generated and printed once when `None`.
     pub admin_password: Option<String>,
+    /// Identity publishes `user_registered`; the bus relays its outbox.
+    pub bus: bazaar_messaging::BusConfig,
+    /// Discovery (the bus needs it to find producers; identity consumes nothing today).
+    pub resolver: std::sync::Arc<dyn bazaar_discovery::Resolver>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -89,12 +95,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         data_dir,
         database_url,
         admin_password,
+        bus,
+        resolver,
     } = settings;
     let db = Db::open_for_service(
         SERVICE,
         &data_dir,
         database_url.as_deref(),
-        store::MIGRATIONS,
+        &store::all_migrations(),
     )
     .await
     .context("open the identity database")?;
@@ -105,7 +113,12 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
     bootstrap::ensure_admin(&db, &passwords, admin_password)
         .await
         .context("bootstrap the admin account")?;
-    let state = AppState::new(db.clone(), passwords, keys);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let bus = bazaar_messaging::Bus::start(SERVICE, db.clone(), resolver, bus, stop.clone())
+        .await
+        .context("start the message bus")?;
+    let bus_routes = bus.routes();
+    let state = AppState::new(db.clone(), passwords, keys, Some(bus));
 
     let health = Health::new();
     health.add_check("db", move || {
@@ -113,9 +126,14 @@ pub async fn build(settings: Settings) -> anyhow::Result<App> {
         async move { db.ping().await.map_err(|e| e.to_string()) }
     });
     let stack = ServiceStack::new(SERVICE, health.clone()).with_verifier(state.verifier());
-    let app = App::bind(addr, stack.wrap(router(state)))
+    let app = App::bind(addr, stack.wrap(router(state).merge(bus_routes)))
         .await?
-        .with_health(health);
+        .with_health(health)
+        .with_background("bus", move |app_stop| async move {
+            app_stop.cancelled().await;
+            stop.cancel();
+            Ok(())
+        });
     tracing::info!(addr = %app.local_addr(), "Identity is listening.");
     Ok(app)
 }
@@ -186,6 +204,8 @@ mod tests {
             data_dir: "x".into(),
             database_url: Some("postgres://u:dbsecret@h/bazaar_{service}".into()),
             admin_password: Some("adminsecret".into()),
+            bus: bazaar_messaging::BusConfig::default(),
+            resolver: bazaar_discovery::StaticResolver::new(Default::default()),
         };
         let debug = format!("{settings:?}");
         assert!(!debug.contains("adminsecret"), "{debug}");

@@ -22,6 +22,7 @@ struct Inner {
     db: Db,
     passwords: Passwords,
     keys: Keys,
+    bus: Option<bazaar_messaging::Bus>,
 }
 
 /// Why a registration failed.
@@ -56,13 +57,19 @@ pub struct AccessToken {
 }
 
 impl AppState {
-    /// State over an opened, migrated database.
-    pub fn new(db: Db, passwords: Passwords, keys: Keys) -> AppState {
+    /// State over an opened, migrated database; registrations wake `bus`'s outbox relay.
+    pub fn new(
+        db: Db,
+        passwords: Passwords,
+        keys: Keys,
+        bus: Option<bazaar_messaging::Bus>,
+    ) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 db,
                 passwords,
                 keys,
+                bus,
             }),
         }
     }
@@ -70,6 +77,11 @@ impl AppState {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    /// The event bus, when the service runs with one.
+    pub fn bus(&self) -> Option<&bazaar_messaging::Bus> {
+        self.inner.bus.as_ref()
     }
 
     /// The verifier that knows every published key (for the service stack).
@@ -95,6 +107,9 @@ impl AppState {
         let hash = self.inner.passwords.hash(password).await?;
         match users::insert(&self.inner.db, &user, &hash).await {
             Ok(()) => {
+                if let Some(bus) = &self.inner.bus {
+                    bus.notify();
+                }
                 tracing::info!(user_id = %user.id, "User registered.");
                 Ok(user)
             }

@@ -11,3 +11,8 @@ pub static MIGRATIONS: &[Migration] = &[Migration::new(
     "users and signing keys",
     include_str!("../migrations/0001_users_and_signing_keys.sql"),
 )];
+
+/// Identity's migrations and those of the messaging tables (its outbox).
+pub fn all_migrations() -> Vec<Migration> {
+    [MIGRATIONS, bazaar_messaging::MIGRATIONS].concat()
+}

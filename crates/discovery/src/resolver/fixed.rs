@@ -27,6 +27,9 @@ const ENV_PREFIX: &str = "BAZAAR_SERVICE_";
 /// IP addresses are used as they are. Host names are resolved with the system resolver and
 /// again every [`DNS_REFRESH_INTERVAL`], giving one instance per resolved IP; a failed lookup
 /// keeps that name's previous addresses. Instances are named by their `ip:port`.
+///
+/// An address may name the instance's gRPC port too: `host:8080+9090` is HTTP on 8080 and
+/// gRPC on 9090 of the same host (a pod serves both).
 pub struct StaticResolver {
     services: HashMap<String, Entry>,
 }
@@ -36,8 +39,20 @@ enum Entry {
     /// Started on first resolve, where a tokio runtime is sure to exist.
     Dns {
         targets: Vec<String>,
+        grpc_port: Option<u16>,
         feed: OnceLock<Arc<Feed>>,
     },
+}
+
+/// Splits `host:port+grpc_port` into `host:port` and the gRPC port.
+fn split_grpc_port(addr: &str) -> (&str, Option<u16>) {
+    match addr.rsplit_once('+') {
+        Some((base, port)) => match port.parse::<u16>() {
+            Ok(p) if p != 0 => (base, Some(p)),
+            _ => (addr, None),
+        },
+        None => (addr, None),
+    }
 }
 
 impl std::fmt::Debug for StaticResolver {
@@ -58,8 +73,10 @@ impl StaticResolver {
         for (service, addrs) in map {
             let mut fixed = Vec::new();
             let mut names = Vec::new();
+            let mut grpc_port = None;
             for addr in addrs {
-                let addr = addr.trim();
+                let (addr, grpc) = split_grpc_port(addr.trim());
+                grpc_port = grpc_port.or(grpc);
                 match parse_target(addr) {
                     Some(Target::Ip(ip)) => fixed.push(ip),
                     Some(Target::Name) => names.push(addr.to_owned()),
@@ -69,12 +86,13 @@ impl StaticResolver {
                 }
             }
             let entry = if names.is_empty() {
-                Entry::Fixed(Arc::from(instances(&service, fixed)))
+                Entry::Fixed(Arc::from(instances(&service, fixed, grpc_port)))
             } else {
                 // IP entries go through the lookup too: it returns them as they are.
                 names.extend(fixed.iter().map(SocketAddr::to_string));
                 Entry::Dns {
                     targets: names,
+                    grpc_port,
                     feed: OnceLock::new(),
                 }
             };
@@ -89,6 +107,19 @@ impl StaticResolver {
     pub fn from_env() -> Arc<Self> {
         Self::new(map_from_vars(std::env::vars()))
     }
+
+    /// Exactly these instances (tests, or a caller with its own discovery).
+    pub fn with_instances(instances: impl IntoIterator<Item = Instance>) -> Arc<Self> {
+        let mut by_service: HashMap<String, Vec<Instance>> = HashMap::new();
+        for i in instances {
+            by_service.entry(i.service.clone()).or_default().push(i);
+        }
+        let services = by_service
+            .into_iter()
+            .map(|(s, v)| (s, Entry::Fixed(Arc::from(v))))
+            .collect();
+        Arc::new(StaticResolver { services })
+    }
 }
 
 impl Resolver for StaticResolver {
@@ -97,10 +128,15 @@ impl Resolver for StaticResolver {
             match self.services.get(service) {
                 None => Arc::from(Vec::new()),
                 Some(Entry::Fixed(set)) => Arc::clone(set),
-                Some(Entry::Dns { targets, feed }) => {
+                Some(Entry::Dns {
+                    targets,
+                    grpc_port,
+                    feed,
+                }) => {
                     let feed = feed.get_or_init(|| {
-                        let (service, targets) = (service.to_owned(), targets.clone());
-                        Arc::new(Feed::spawn(move |tx| refresh(service, targets, tx)))
+                        let (service, targets, grpc) =
+                            (service.to_owned(), targets.clone(), *grpc_port);
+                        Arc::new(Feed::spawn(move |tx| refresh(service, targets, grpc, tx)))
                     });
                     feed.current().await
                 }
@@ -128,13 +164,19 @@ fn parse_target(addr: &str) -> Option<Target> {
     (port_ok && host_ok).then_some(Target::Name)
 }
 
-fn instances(service: &str, addrs: impl IntoIterator<Item = SocketAddr>) -> Vec<Instance> {
+fn instances(
+    service: &str,
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    grpc_port: Option<u16>,
+) -> Vec<Instance> {
     // Sorted and deduplicated by address, like the registry sorts by instance id.
     let by_id: BTreeMap<String, Instance> = addrs
         .into_iter()
         .map(|a| {
             let id = a.to_string();
-            (id.clone(), Instance::new(service, id.clone(), id))
+            let mut instance = Instance::new(service, id.clone(), id.clone());
+            instance.grpc_addr = grpc_port.map(|p| SocketAddr::new(a.ip(), p).to_string());
+            (id, instance)
         })
         .collect();
     by_id.into_values().collect()
@@ -162,7 +204,7 @@ fn map_from_vars(vars: impl IntoIterator<Item = (String, String)>) -> HashMap<St
 }
 
 /// Resolves `targets` now and every [`DNS_REFRESH_INTERVAL`], for as long as the feed lives.
-async fn refresh(service: String, targets: Vec<String>, tx: Publisher) {
+async fn refresh(service: String, targets: Vec<String>, grpc_port: Option<u16>, tx: Publisher) {
     let mut known: HashMap<String, Vec<SocketAddr>> = HashMap::new();
     let mut failing: HashSet<String> = HashSet::new();
     loop {
@@ -188,7 +230,10 @@ async fn refresh(service: String, targets: Vec<String>, tx: Publisher) {
                 }
             }
         }
-        publish(&tx, instances(&service, known.values().flatten().copied()));
+        publish(
+            &tx,
+            instances(&service, known.values().flatten().copied(), grpc_port),
+        );
         tokio::time::sleep(DNS_REFRESH_INTERVAL).await;
     }
 }
@@ -203,6 +248,33 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn an_address_may_carry_a_grpc_port() {
+        assert_eq!(
+            split_grpc_port("10.0.0.1:8080+9090"),
+            ("10.0.0.1:8080", Some(9090))
+        );
+        assert_eq!(split_grpc_port("inventory:8080"), ("inventory:8080", None));
+        assert_eq!(
+            split_grpc_port("inventory:8080+x"),
+            ("inventory:8080+x", None)
+        );
+        let r = StaticResolver::new(
+            [(
+                "inventory".to_owned(),
+                vec!["127.0.0.1:8080+9090".to_owned()],
+            )]
+            .into_iter()
+            .collect(),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let set = rt.block_on(r.resolve("inventory"));
+        assert_eq!(set[0].http_addr, "127.0.0.1:8080");
+        assert_eq!(set[0].grpc_addr.as_deref(), Some("127.0.0.1:9090"));
     }
 
     #[test]

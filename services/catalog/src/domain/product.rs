@@ -23,6 +23,9 @@ pub struct Product {
     pub created_at: i64,
     /// When it last changed, µs since the Unix epoch.
     pub updated_at: i64,
+    /// Whether inventory last reported available stock for the SKU: the catalog's replicated,
+    /// eventually consistent copy (`false` until inventory has reported the SKU).
+    pub in_stock: bool,
 }
 
 /// Everything needed to create a product (the id and times are assigned on insert).

@@ -50,18 +50,17 @@ pub(super) async fn list(
             Some(Category::parse(c).map_err(|e| Problem::malformed(format!("category {e}")))?)
         }
     };
-    let limit =
-        Limit::parse(params.limit.as_deref()).map_err(|e| Problem::malformed(e.to_string()))?;
+    let limit = Limit::parse(params.limit.as_deref())?;
     let filters = Filters {
         q: search.as_ref(),
         category: category.as_ref(),
     };
     let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) => Some(state.cursors().open(c, filters).map_err(|e| {
+        Some(c) => Some(filters.open(state.cursors(), c).map_err(|e| {
             tracing::debug!(error = %e, "Refused a list cursor.");
             match e {
-                CursorError::OtherQuery => {
+                CursorError::OtherList => {
                     Problem::malformed("The cursor was issued for a different q or category.")
                 }
                 CursorError::Malformed | CursorError::Forged => {
@@ -78,7 +77,7 @@ pub(super) async fn list(
     };
     let page = products::list(state.db(), &query).await?;
     let next_cursor = match page.items.last() {
-        Some(last) if page.has_more => Some(state.cursors().seal(last.id, filters)),
+        Some(last) if page.has_more => Some(filters.seal(state.cursors(), last.id)),
         _ => None,
     };
     Ok(Json(ProductPage {
@@ -114,6 +113,7 @@ pub(super) async fn create(
             }
             StoreError::Unexpected(e) => Problem::from(e),
         })?;
+    state.published();
     tracing::info!(product_id = %product.id, sku = %product.sku, admin = %admin.sub, "Product created.");
     let location = format!("/api/v1/products/{}", product.id);
     Ok((
@@ -136,6 +136,7 @@ pub(super) async fn update(
         .await?
         .ok_or_else(Problem::not_found)?;
     if !patch.is_empty() {
+        state.published();
         tracing::info!(product_id = %product.id, admin = %admin.sub, "Product updated.");
     }
     Ok(Json(ProductView::from(&product)))

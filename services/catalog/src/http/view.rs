@@ -20,8 +20,9 @@ pub struct ProductView {
     pub category: String,
     /// Current price.
     pub price: PriceView,
-    // `in_stock: bool` goes here once the catalog keeps its replicated copy of inventory's
-    // levels (inventory `level_changed` events); the contract in API.md already names it.
+    /// Whether inventory last reported available stock (a replicated, eventually
+    /// consistent copy of inventory's level).
+    pub in_stock: bool,
     /// RFC 3339 UTC.
     pub created_at: String,
 }
@@ -62,6 +63,7 @@ impl From<&Product> for ProductView {
             description: p.description.as_str().to_owned(),
             category: p.category.as_str().to_owned(),
             price: p.price.into(),
+            in_stock: p.in_stock,
             created_at: rfc3339_micros(p.created_at),
         }
     }

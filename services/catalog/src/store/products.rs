@@ -13,6 +13,12 @@ use crate::domain::{
 const COLUMNS: &str =
     "id, sku, name, description, category, price_minor, currency, created_at, updated_at";
 
+/// What a SELECT reads: the columns and whether the replicated stock level is positive.
+const SELECT_COLUMNS: &str =
+    "id, sku, name, description, category, price_minor, currency, created_at, updated_at, \
+     CAST(CASE WHEN EXISTS (SELECT 1 FROM stock_levels s WHERE s.sku = products.sku AND s.available > 0) \
+     THEN 1 ELSE 0 END AS BIGINT) AS in_stock";
+
 /// Which products a list shows, and from where.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
@@ -47,6 +53,7 @@ pub async fn insert(db: &Db, new: NewProduct, now_micros: i64) -> Result<Product
         price: new.price,
         created_at: now_micros,
         updated_at: now_micros,
+        in_stock: false,
     };
     let mut tx = db.begin().await.context("begin insert product")?;
     let inserted = insert_row(&mut tx, &product, false).await;
@@ -55,8 +62,35 @@ pub async fn insert(db: &Db, new: NewProduct, now_micros: i64) -> Result<Product
         Err(e) if is_unique_violation(&e) => return Err(StoreError::DuplicateSku),
         Err(e) => return Err(anyhow::Error::new(e).context("insert product").into()),
     }
+    bazaar_messaging::publish(&mut tx, &created_event(&product))
+        .await
+        .context("publish product_created")?;
+    let product = Product {
+        in_stock: super::stock::in_stock(&mut tx, product.sku.as_str())
+            .await
+            .context("read stock level")?,
+        ..product
+    };
     tx.commit().await.context("commit insert product")?;
     Ok(product)
+}
+
+/// The `product_created` event of `product`.
+pub(crate) fn created_event(product: &Product) -> bazaar_contracts::events::ProductCreatedV1 {
+    bazaar_contracts::events::ProductCreatedV1 {
+        product_id: product.id.to_string(),
+        sku: product.sku.as_str().to_owned(),
+        name: product.name.as_str().to_owned(),
+        category: product.category.as_str().to_owned(),
+        price: money_v1(product.price),
+    }
+}
+
+fn money_v1(m: Money) -> bazaar_contracts::events::MoneyV1 {
+    bazaar_contracts::events::MoneyV1 {
+        amount_minor: m.amount_minor(),
+        currency: m.currency().code().to_owned(),
+    }
 }
 
 /// Inserts `product`; with `skip_existing_sku` a taken SKU inserts nothing (returns 0 rows).
@@ -91,7 +125,7 @@ pub(crate) async fn insert_row(
 /// The product with `id`, if any.
 #[tracing::instrument(skip(db), fields(product_id = %id))]
 pub async fn get(db: &Db, id: ProductId) -> anyhow::Result<Option<Product>> {
-    let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1");
+    let sql = format!("SELECT {SELECT_COLUMNS} FROM products WHERE id = $1");
     let row = sqlx::query(&sql)
         .bind(id.to_string())
         .fetch_optional(db.reader())
@@ -128,9 +162,23 @@ pub async fn update(
         .fetch_optional(&mut *tx)
         .await
         .context("update product")?;
-    let product = row.as_ref().map(decode).transpose()?;
+    let Some(mut product) = row.as_ref().map(decode).transpose()? else {
+        return Ok(None);
+    };
+    product.in_stock = super::stock::in_stock(&mut tx, product.sku.as_str())
+        .await
+        .context("read stock level")?;
+    let event = bazaar_contracts::events::ProductUpdatedV1 {
+        product_id: product.id.to_string(),
+        sku: product.sku.as_str().to_owned(),
+        name: product.name.as_str().to_owned(),
+        price: money_v1(product.price),
+    };
+    bazaar_messaging::publish(&mut tx, &event)
+        .await
+        .context("publish product_updated")?;
     tx.commit().await.context("commit update product")?;
-    Ok(product)
+    Ok(Some(product))
 }
 
 /// One page of products, newest first.
@@ -162,7 +210,7 @@ pub async fn list(db: &Db, query: &ListQuery) -> anyhow::Result<Page> {
         format!(" WHERE {}", clauses.join(" AND "))
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM products{filter} ORDER BY id DESC LIMIT ${}",
+        "SELECT {SELECT_COLUMNS} FROM products{filter} ORDER BY id DESC LIMIT ${}",
         args.len() + 1
     );
     let limit = usize::from(query.limit.get());
@@ -208,5 +256,8 @@ fn decode(row: &AnyRow) -> anyhow::Result<Product> {
         price: Money::new(int("price_minor")?, currency).map_err(|_| bad("price"))?,
         created_at: int("created_at")?,
         updated_at: int("updated_at")?,
+        // Absent from `RETURNING` lists (they cannot read other tables); callers of those
+        // fill it in from the stock replica.
+        in_stock: row.try_get::<i64, _>("in_stock").is_ok_and(|v| v > 0),
     })
 }

@@ -7,7 +7,7 @@ use sqlx::Row;
 use crate::{
     demo,
     domain::{Category, Currency, Description, Money, Product, ProductId, ProductName, Sku},
-    store::products::insert_row,
+    store::products::{created_event, insert_row},
 };
 
 /// Inserts the demo products if the catalog has no products at all; returns how many were
@@ -29,9 +29,15 @@ pub async fn seed_demo(db: &Db, now_micros: i64) -> anyhow::Result<u64> {
     }
     let mut inserted = 0;
     for product in &products {
-        inserted += insert_row(&mut tx, product, true)
+        let n = insert_row(&mut tx, product, true)
             .await
             .context("insert demo product")?;
+        if n > 0 {
+            bazaar_messaging::publish(&mut tx, &created_event(product))
+                .await
+                .context("publish product_created")?;
+        }
+        inserted += n;
     }
     tx.commit().await.context("commit demo seed")?;
     Ok(inserted)
@@ -56,6 +62,7 @@ fn demo_products(now_micros: i64) -> anyhow::Result<Vec<Product>> {
                 price: Money::new(d.price_minor, Currency::USD).map_err(|_| invalid("price"))?,
                 created_at: now_micros,
                 updated_at: now_micros,
+                in_stock: false,
             })
         })
         .collect()

@@ -88,6 +88,9 @@ impl TestApp {
             database_url: db.url.clone(),
             seed_demo,
             verifier,
+            grpc_addr: "127.0.0.1:0".parse().unwrap(),
+            resolver: bazaar_discovery::StaticResolver::new(Default::default()),
+            bus: bazaar_messaging::BusConfig::default(),
         })
         .await
         .unwrap();

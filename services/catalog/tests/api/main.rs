@@ -8,3 +8,4 @@ mod auth;
 mod listing;
 mod products;
 mod seed;
+mod state;

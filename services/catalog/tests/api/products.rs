@@ -40,9 +40,9 @@ both!(
             created["price"],
             json!({"amount_minor": 3999, "currency": "EUR"})
         );
-        assert!(
-            created.get("in_stock").is_none(),
-            "in_stock arrives with inventory"
+        assert_eq!(
+            created["in_stock"], false,
+            "no stock until inventory reports a level for the SKU"
         );
         assert!(created.get("updated_at").is_none());
         let created_at = created["created_at"].as_str().unwrap();

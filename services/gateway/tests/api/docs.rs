@@ -16,8 +16,16 @@ async fn openapi_json_is_one_document_with_every_services_paths() {
         "/api/v1/users",
         "/api/v1/auth/token",
         "/api/v1/products",
+        "/api/v1/inventory/{sku}",
+        "/api/v1/admin/payments",
+        "/api/v1/admin/shipments",
+        "/api/v1/me/notifications",
         "/api/v1/openapi.json",
         "/docs",
+        "/api/v1/me/overview",
+        "/api/v1/admin/dead-letters",
+        "/api/v1/admin/dead-letters/{service}/{id}/redrive",
+        "/api/v1/admin/breakers",
     ] {
         assert!(paths.contains_key(p), "missing {p}");
     }

@@ -27,9 +27,11 @@ pub enum InsertError {
 
 const COLUMNS: &str = "id, email, display_name, roles, created_at";
 
-/// Inserts `user` with its password hash; a duplicate email is [`InsertError::EmailTaken`].
+/// Inserts `user` with its password hash and publishes `user_registered` in the same
+/// transaction; a duplicate email is [`InsertError::EmailTaken`].
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn insert(db: &Db, user: &User, password_hash: &str) -> Result<(), InsertError> {
+    let mut tx = db.begin().await.context("begin insert user")?;
     let result = sqlx::query(
         "INSERT INTO users (id, email, display_name, password_hash, roles, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -40,13 +42,22 @@ pub async fn insert(db: &Db, user: &User, password_hash: &str) -> Result<(), Ins
     .bind(password_hash)
     .bind(Role::join(&user.roles))
     .bind(user.created_at)
-    .execute(db.writer())
+    .execute(&mut *tx)
     .await;
     match result {
-        Ok(_) => Ok(()),
-        Err(e) if bazaar_store::is_unique_violation(&e) => Err(InsertError::EmailTaken),
-        Err(e) => Err(anyhow::Error::new(e).context("insert user").into()),
+        Ok(_) => {}
+        Err(e) if bazaar_store::is_unique_violation(&e) => return Err(InsertError::EmailTaken),
+        Err(e) => return Err(anyhow::Error::new(e).context("insert user").into()),
     }
+    let event = bazaar_contracts::events::UserRegisteredV1 {
+        user_id: user.id.clone(),
+        display_name: user.display_name.as_str().to_owned(),
+    };
+    bazaar_messaging::publish(&mut tx, &event)
+        .await
+        .context("publish user_registered")?;
+    tx.commit().await.context("commit insert user")?;
+    Ok(())
 }
 
 /// The user with `email` and their password hash.

@@ -79,6 +79,8 @@ impl TestApp {
             data_dir: data_dir.path().to_owned(),
             database_url: database_url.clone(),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            bus: bazaar_messaging::BusConfig::default(),
+            resolver: bazaar_discovery::StaticResolver::new(Default::default()),
         })
         .await
         .expect("identity builds");

@@ -54,4 +54,5 @@ mod me;
 mod register;
 mod replicas;
 mod restart;
+mod state;
 mod token;

@@ -1,0 +1,73 @@
+//! The id of the order a shipment is for.
+
+use std::fmt;
+
+/// An order id as the order service sends it: 1–128 visible ASCII characters (UUIDv7s in
+/// practice; shipping only needs a stable key, so it does not insist on the format).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId(String);
+
+/// Why a string is not an order id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrderIdError {
+    /// Empty.
+    #[error("order_id must not be empty")]
+    Empty,
+    /// Longer than [`OrderId::MAX_LEN`].
+    #[error("order_id must be at most 128 characters")]
+    TooLong,
+    /// A space, control or non-ASCII character.
+    #[error("order_id may contain only visible ASCII characters")]
+    Charset,
+}
+
+impl OrderId {
+    /// The longest order id accepted.
+    pub const MAX_LEN: usize = 128;
+
+    /// Parses an order id (no trimming: a key is compared byte for byte).
+    pub fn parse(input: &str) -> Result<OrderId, OrderIdError> {
+        if input.is_empty() {
+            return Err(OrderIdError::Empty);
+        }
+        if input.len() > Self::MAX_LEN {
+            return Err(OrderIdError::TooLong);
+        }
+        if !input.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(OrderIdError::Charset);
+        }
+        Ok(OrderId(input.to_owned()))
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_visible_ascii_and_refuses_the_rest() {
+        assert_eq!(
+            OrderId::parse("0190a0b4-1c1e-7aaa-8bbb-0123456789ab")
+                .unwrap()
+                .as_str(),
+            "0190a0b4-1c1e-7aaa-8bbb-0123456789ab"
+        );
+        assert_eq!(OrderId::parse(""), Err(OrderIdError::Empty));
+        assert_eq!(OrderId::parse("a b"), Err(OrderIdError::Charset));
+        assert_eq!(OrderId::parse("é"), Err(OrderIdError::Charset));
+        assert_eq!(OrderId::parse(&"x".repeat(129)), Err(OrderIdError::TooLong));
+        assert!(OrderId::parse(&"x".repeat(128)).is_ok());
+    }
+}
