@@ -21,7 +21,7 @@ mod gateway;
 mod loadgen;
 mod nginx;
 mod orders;
-mod process;
+pub(crate) mod process;
 mod progress;
 mod report;
 mod resilience;

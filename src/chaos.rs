@@ -30,6 +30,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    bench::process::free_ports,
     check::{
         self,
         state::{ChaosNotes, Kill, Source},
@@ -202,8 +203,7 @@ async fn experiment(
     data_dir: &Path,
 ) -> anyhow::Result<(String, bool)> {
     let password = uuid::Uuid::new_v4().simple().to_string();
-    let gateway_port = free_port()?;
-    let registry_port = free_port()?;
+    let [gateway_port, registry_port] = free_ports::<2>()?;
     let mut broker = if nats {
         Some(Broker::start(data_dir)?)
     } else {
@@ -406,12 +406,6 @@ fn replicas_arg(r: &Replicas) -> String {
         .join(",")
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn unix_ms_at(t: Instant) -> i64 {
     let now_ms = bazaar_runtime::time::now_micros() / 1000;
     now_ms - i64::try_from(t.elapsed().as_millis()).unwrap_or(0)
@@ -550,7 +544,7 @@ impl Broker {
     fn start(data_dir: &Path) -> anyhow::Result<Broker> {
         let mut b = Broker {
             child: None,
-            port: free_port()?,
+            port: free_ports::<1>()?[0],
             dir: data_dir.join("nats"),
         };
         b.spawn()?;

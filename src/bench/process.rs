@@ -45,21 +45,48 @@ impl Drop for TempDir {
     }
 }
 
-/// A free port on 127.0.0.1, found by binding port 0 and releasing it.
+/// Free ports on 127.0.0.1 for programs that must be told their port in advance (nginx, a
+/// NATS server, the registry and gateway of `bazaar up`).
 ///
-/// Only for programs that cannot be told to bind port 0 and report the port (nginx, the
-/// registry of `bazaar up`); another process could take the port in between, which the
-/// caller then sees as a start-up failure.
+/// The ports come from below the kernel's ephemeral range (`ip_local_port_range`). A port
+/// found by binding port 0 and releasing it is an ephemeral one, and every service `bazaar up`
+/// starts binds port 0: one of them could be handed it before the gateway binds it (seen in
+/// CI as "cannot bind …: Address already in use"), or while a killed gateway restarts. Below
+/// the range only another program choosing ports the same way can collide, and each port is
+/// checked by binding it.
 pub fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    use rand::Rng;
+    let (low, _) = ephemeral_range();
+    let floor: u16 = 10_000;
     // Every listener stays open until all ports are known, so the N ports are distinct.
     let mut listeners = Vec::with_capacity(N);
     let mut ports = [0_u16; N];
+    let mut rng = rand::thread_rng();
     for port in &mut ports {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+        let listener = if low > floor + 1_000 {
+            (0..200)
+                .find_map(|_| {
+                    std::net::TcpListener::bind(("127.0.0.1", rng.gen_range(floor..low))).ok()
+                })
+                .context("find a free port below the ephemeral range")?
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?
+        };
         *port = listener.local_addr()?.port();
         listeners.push(listener);
     }
     Ok(ports)
+}
+
+/// The kernel's ephemeral port range; Linux's default when it cannot be read.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(str::parse::<u16>);
+            Some((parts.next()?.ok()?, parts.next()?.ok()?))
+        })
+        .unwrap_or((32_768, 60_999))
 }
 
 /// A `Command` for this same binary with no inherited `BAZAAR_*` settings, so a variable in
@@ -259,8 +286,12 @@ mod tests {
     }
 
     #[test]
-    fn free_ports_are_distinct() {
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
         let [a, b, c] = free_ports::<3>().unwrap();
+        let (low, high) = ephemeral_range();
+        for port in [a, b, c] {
+            assert!(!(low..=high).contains(&port), "{port} is ephemeral");
+        }
         assert!(a != b && b != c && a != c);
     }
 

@@ -77,19 +77,22 @@ pub async fn customer(shop: &Shop) -> Customer {
     Customer { token, id }
 }
 
-/// The first `n` products of the demo catalog.
+/// The first `n` products of the demo catalog. The catalog may be restarting (some tests
+/// crash every service on purpose), so a 5xx is retried for a while.
 pub async fn products(shop: &Shop, n: usize) -> Vec<Value> {
-    let res = shop
-        .client
-        .get(shop.url(&format!("/api/v1/products?limit={n}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json::<Value>().await.unwrap()["items"]
-        .as_array()
-        .unwrap()
-        .clone()
+    let url = shop.url(&format!("/api/v1/products?limit={n}"));
+    let page = eventually(30, "the catalog to list products", || async {
+        let res = shop.client.get(&url).send().await.ok()?;
+        assert!(
+            res.status() == 200 || res.status().is_server_error(),
+            "GET {url}: {}",
+            res.status()
+        );
+        (res.status() == 200).then_some(())?;
+        res.json::<Value>().await.ok()
+    })
+    .await;
+    page["items"].as_array().unwrap().clone()
 }
 
 pub fn order_body(product_id: &str, quantity: i64, card: &str, postal: &str) -> Value {

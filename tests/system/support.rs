@@ -29,9 +29,19 @@ pub struct Options {
     pub generated_admin_password: bool,
 }
 
+/// A free port for a program that is told its port in advance, taken from below the
+/// kernel's ephemeral range (as `bazaar chaos` does): every service of `bazaar up` binds port 0,
+/// so a released ephemeral port could be handed to one of them before the gateway binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
+    use rand::Rng;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let mut rng = rand::thread_rng();
+    (0..200)
+        .find_map(|_| TcpListener::bind(("127.0.0.1", rng.gen_range(10_000..low))).ok())
+        .expect("a free port below the ephemeral range")
         .local_addr()
         .unwrap()
         .port()
@@ -55,7 +65,20 @@ impl Shop {
         )
     }
 
+    /// Starts a shop; a start-up that lost its gateway or registry port to another test
+    /// (both pick free ports the same way) is retried on new ports.
     pub async fn start_with(opts: Options) -> Shop {
+        for _ in 0..3 {
+            match Self::try_start(&opts).await {
+                Ok(shop) => return shop,
+                Err(logs) if logs.contains("Address already in use") => continue,
+                Err(logs) => panic!("{logs}"),
+            }
+        }
+        panic!("bazaar up found its ports taken three times")
+    }
+
+    async fn try_start(opts: &Options) -> Result<Shop, String> {
         let dir = tempfile::tempdir().unwrap();
         let gw_port = free_port();
         let reg_port = free_port();
@@ -114,15 +137,15 @@ impl Shop {
                     std::fs::read_to_string(dir.path().join("up.stderr")).unwrap_or_default();
                 let tail: Vec<&str> = logs.lines().rev().take(30).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
-                panic!(
+                return Err(format!(
                     "bazaar up exited during start-up: {status}\n{}",
                     tail.join("\n")
-                );
+                ));
             }
             assert!(Instant::now() < deadline, "bazaar up was not ready in time");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Shop {
+        Ok(Shop {
             child,
             dir,
             gateway: format!("http://127.0.0.1:{gw_port}"),
@@ -131,7 +154,7 @@ impl Shop {
                 .timeout(Duration::from_secs(20))
                 .build()
                 .unwrap(),
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
