@@ -118,8 +118,11 @@ pub struct Applied {
     pub lasted_s: f64,
     /// Until the affected part answered again after the fault ended (or the kill).
     pub recovered_after_s: Option<f64>,
-    /// Kills of order instances: sagas running when it was killed.
-    pub sagas_in_flight: Option<u64>,
+    /// Kills: sagas running in the order service at that moment (any instance).
+    pub sagas_running: Option<u64>,
+    /// Kills of order instances: sagas whose step the killed instance itself was running
+    /// (it held their lease).
+    pub sagas_held: Option<u64>,
 }
 
 pub async fn command(args: ChaosArgs) -> anyhow::Result<()> {
@@ -640,7 +643,8 @@ impl Nemesis {
                             detail,
                             lasted_s: p.lasts.as_secs_f64(),
                             recovered_after_s: Some(healed.elapsed().as_secs_f64()),
-                            sagas_in_flight: None,
+                            sagas_running: None,
+                            sagas_held: None,
                         });
                     }
                 }
@@ -680,7 +684,8 @@ impl Nemesis {
             detail: String::new(),
             lasted_s: p.lasts.as_secs_f64(),
             recovered_after_s: None,
-            sagas_in_flight: None,
+            sagas_running: None,
+            sagas_held: None,
         };
         match p.kind {
             Kind::Kill => self.kill(&p, &mut a).await,
@@ -736,7 +741,16 @@ impl Nemesis {
             })
         };
         if let Some(addr) = order_addr {
-            a.sagas_in_flight = self.running_sagas(&addr).await;
+            if let Some(sagas) = self.running_sagas(&addr).await {
+                a.sagas_running = Some(sagas.len() as u64);
+                if v.service == "order" {
+                    let held = sagas
+                        .iter()
+                        .filter(|s| s["held_by"].as_str() == Some(v.instance_id.as_str()))
+                        .count();
+                    a.sagas_held = Some(held as u64);
+                }
+            }
         }
         let killed_at = Instant::now();
         match nix::sys::signal::kill(Pid::from_raw(v.pid as i32), Signal::SIGKILL) {
@@ -758,8 +772,9 @@ impl Nemesis {
         }
     }
 
-    /// Sagas running in the order service (read from the instance about to be killed).
-    async fn running_sagas(&self, addr: &str) -> Option<u64> {
+    /// Sagas running in the order service (read from the instance about to be killed; at
+    /// most 100, the largest page).
+    async fn running_sagas(&self, addr: &str) -> Option<Vec<Value>> {
         let v: Value = self
             .http
             .get(format!(
@@ -773,7 +788,7 @@ impl Nemesis {
             .json()
             .await
             .ok()?;
-        Some(v["items"].as_array().map_or(0, |i| i.len() as u64))
+        v["items"].as_array().cloned()
     }
 
     /// Waits until `instance` runs (as a process other than `old_pid`) and is ready; seconds
@@ -1065,19 +1080,19 @@ fn render_report(r: &ReportInput<'_>) -> String {
             "\n{skipped} planned fault(s) found nothing to act on (the victim had just died and was not back yet); listed in the timeline, not counted."
         );
     }
-    let in_flight = |a: &&&Applied| a.sagas_in_flight > Some(0);
     let order_kills: Vec<&&Applied> = kills
         .iter()
         .filter(|a| a.target.starts_with("order-"))
         .collect();
     let _ = writeln!(
         s,
-        "\n{} kills, {} of them with sagas in flight ({} sagas running at those kills); {} of order instances, {} of them mid-saga. Planned faults: {}.",
+        "\n{} kills, {} of them while sagas were in flight ({} sagas running in the order service at those kills); {} of order instances, {} of them while that instance was running saga steps ({} steps cut off). Planned faults: {}.",
         kills.len(),
-        kills.iter().filter(in_flight).count(),
-        kills.iter().filter_map(|a| a.sagas_in_flight).sum::<u64>(),
+        kills.iter().filter(|a| a.sagas_running > Some(0)).count(),
+        kills.iter().filter_map(|a| a.sagas_running).sum::<u64>(),
         order_kills.len(),
-        order_kills.iter().filter(|a| a.sagas_in_flight > Some(0)).count(),
+        order_kills.iter().filter(|a| a.sagas_held > Some(0)).count(),
+        order_kills.iter().filter_map(|a| a.sagas_held).sum::<u64>(),
         r.plan.len()
     );
     let longest = r
@@ -1199,8 +1214,11 @@ fn render_report(r: &ReportInput<'_>) -> String {
             a.kind.as_str(),
             a.target,
             a.detail,
-            a.sagas_in_flight
-                .map_or(String::new(), |n| format!(", {n} sagas running")),
+            match (a.sagas_running, a.sagas_held) {
+                (Some(n), Some(h)) => format!(", {n} sagas running ({h} in this instance)"),
+                (Some(n), None) => format!(", {n} sagas running"),
+                _ => String::new(),
+            },
             a.recovered_after_s
                 .map_or(String::new(), |t| format!(", back after {t:.2} s"))
         );

@@ -1,6 +1,6 @@
 //! The JSON shapes the order service answers with.
 
-use bazaar_runtime::time::rfc3339_micros;
+use bazaar_runtime::time::{now_micros, rfc3339_micros};
 use serde::Serialize;
 
 use crate::{
@@ -259,6 +259,8 @@ pub struct SagaView {
     pub deadline_at: Option<String>,
     /// The last failure.
     pub last_error: Option<String>,
+    /// The order instance running its step right now (holding its lease), if any.
+    pub held_by: Option<String>,
     /// RFC 3339 UTC.
     pub created_at: String,
     /// RFC 3339 UTC.
@@ -277,6 +279,7 @@ impl From<&SagaRow> for SagaView {
             next_attempt_at: rfc3339_micros(s.next_attempt_us),
             deadline_at: s.deadline_us.map(rfc3339_micros),
             last_error: s.last_error.clone(),
+            held_by: s.held_by(now_micros()).map(str::to_owned),
             created_at: rfc3339_micros(s.created_us),
             updated_at: rfc3339_micros(s.updated_us),
             log: s.log.iter().map(SagaLogView::from).collect(),

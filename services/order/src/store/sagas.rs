@@ -243,8 +243,20 @@ pub struct SagaRow {
     pub created_us: i64,
     /// Last changed.
     pub updated_us: i64,
+    /// The claim token (`<instance id>:<uuid>`) of the worker running its step, if any.
+    pub lease_owner: Option<String>,
+    /// Until when that claim holds it.
+    pub lease_until_us: i64,
     /// What it did, oldest first.
     pub log: Vec<LogEntry>,
+}
+
+impl SagaRow {
+    /// The instance whose worker is running this saga's step at `now`, if one is.
+    pub fn held_by(&self, now: i64) -> Option<&str> {
+        let owner = self.lease_owner.as_deref()?;
+        (self.lease_until_us > now).then(|| owner.rsplit_once(':').map_or(owner, |(id, _)| id))
+    }
 }
 
 /// One line of a saga's log.
@@ -261,7 +273,7 @@ pub struct LogEntry {
 }
 
 const SAGA_COLUMNS: &str = "order_id, step, status, attempts, next_attempt_us, deadline_us, \
-    last_error, created_us, updated_us";
+    last_error, created_us, updated_us, lease_owner, lease_until_us";
 
 fn decode(r: &AnyRow) -> anyhow::Result<SagaRow> {
     let step = text(r, "step")?;
@@ -277,6 +289,8 @@ fn decode(r: &AnyRow) -> anyhow::Result<SagaRow> {
         last_error: opt_text(r, "last_error")?,
         created_us: int(r, "created_us")?,
         updated_us: int(r, "updated_us")?,
+        lease_owner: opt_text(r, "lease_owner")?,
+        lease_until_us: int(r, "lease_until_us")?,
         log: Vec::new(),
     })
 }
@@ -460,4 +474,35 @@ pub async fn counts(db: &Db) -> anyhow::Result<Vec<(SagaStatus, i64)>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(owner: Option<&str>, until: i64) -> SagaRow {
+        SagaRow {
+            order_id: "o".into(),
+            step: Step::Reserve,
+            status: SagaStatus::Running,
+            attempts: 0,
+            next_attempt_us: 0,
+            deadline_us: None,
+            last_error: None,
+            created_us: 0,
+            updated_us: 0,
+            lease_owner: owner.map(str::to_owned),
+            lease_until_us: until,
+            log: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_live_lease_names_the_instance_and_an_expired_or_released_one_nobody() {
+        let token = "order-2:0190f3a4-0000-7000-8000-000000000000";
+        assert_eq!(row(Some(token), 100).held_by(99), Some("order-2"));
+        assert_eq!(row(Some(token), 100).held_by(100), None);
+        assert_eq!(row(None, 0).held_by(0), None);
+        assert_eq!(row(Some("no-uuid"), 100).held_by(0), Some("no-uuid"));
+    }
 }

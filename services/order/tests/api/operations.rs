@@ -37,6 +37,8 @@ both!(
             .clone();
         assert_eq!(saga["step"], "reserve");
         assert_eq!(saga["attempts"], 3);
+        // A parked saga runs nowhere.
+        assert_eq!(saga["held_by"], Value::Null, "{saga}");
         assert!(
             saga["last_error"]
                 .as_str()
