@@ -18,6 +18,7 @@ use crate::run_file::RunFile;
 pub struct Messaging {
     pub outbox_unsent: i64,
     pub inbox_processed: i64,
+    pub inbox_duplicates: i64,
     pub dead_letters: i64,
     pub dead_letters_total: i64,
     pub subscriptions: Vec<SubscriptionLag>,

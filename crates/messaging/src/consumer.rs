@@ -24,22 +24,25 @@ use crate::{
     metrics::{self, Outcome},
 };
 
-/// Records `event_id` as processed by `subscription`; false when it already was.
+/// Records `event_id` as processed by `subscription`; false when it already was, in which
+/// case the row counts one more redelivery (`duplicates`) — durable, so `bazaar check` can
+/// report how many deliveries the inbox absorbed across every instance and restart.
 pub(crate) async fn inbox_insert(
     tx: &mut Tx,
     subscription: &str,
     event_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let duplicates: i64 = sqlx::query_scalar(
         "INSERT INTO msg_inbox (subscription, event_id, processed_us) VALUES ($1, $2, $3) \
-         ON CONFLICT (subscription, event_id) DO NOTHING",
+         ON CONFLICT (subscription, event_id) DO UPDATE SET duplicates = msg_inbox.duplicates + 1 \
+         RETURNING duplicates",
     )
     .bind(subscription)
     .bind(event_id)
     .bind(bazaar_runtime::time::now_micros())
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(duplicates == 0)
 }
 
 /// Moves the feed cursor of `subscription` forward to `pos` (never backwards).

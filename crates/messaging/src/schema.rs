@@ -2,7 +2,8 @@
 
 use bazaar_store::Migration;
 
-/// The outbox, inbox, cursor and dead-letter tables. A service applies them with its own
+/// The outbox, inbox (with the number of redeliveries each event had after it was processed),
+/// cursor, dead-letter and lease tables. A service applies them with its own
 /// migrations: `Db::open_for_service(name, dir, url, &[svc, MIGRATIONS].concat())`.
 pub static MIGRATIONS: &[Migration] = &[
     Migration::new(
@@ -55,5 +56,10 @@ pub static MIGRATIONS: &[Migration] = &[
         9005,
         "messaging consumer leases",
         "CREATE TABLE msg_leases (subscription TEXT PRIMARY KEY, holder TEXT NOT NULL, until_us BIGINT NOT NULL);",
+    ),
+    Migration::new(
+        9006,
+        "messaging inbox duplicates",
+        "ALTER TABLE msg_inbox ADD COLUMN duplicates BIGINT NOT NULL DEFAULT 0;",
     ),
 ];

@@ -25,6 +25,10 @@ pub struct MessagingSummary {
     pub outbox_oldest_unsent_age_ms: Option<i64>,
     /// Events recorded as processed in the inbox (rows of `msg_inbox`, every subscription).
     pub inbox_processed: i64,
+    /// Deliveries of events the inbox already held, acknowledged without effect (every
+    /// subscription, every instance, since the database was created).
+    #[serde(default)]
+    pub inbox_duplicates: i64,
     /// Dead letters not redriven yet (status `dead`).
     pub dead_letters: i64,
     /// Every dead letter ever stored, redriven ones included.
@@ -87,10 +91,12 @@ pub(crate) async fn summary(
     let oldest: Option<i64> = outbox.try_get(1)?;
     let outbox_oldest_unsent_age_ms =
         oldest.map(|created| ((bazaar_runtime::time::now_micros() - created) / 1000).max(0));
-    let inbox_processed: i64 = sqlx::query("SELECT COUNT(*) FROM msg_inbox")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+    let inbox =
+        sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(duplicates), 0) AS BIGINT) FROM msg_inbox")
+            .fetch_one(&mut *conn)
+            .await?;
+    let inbox_processed: i64 = inbox.try_get(0)?;
+    let inbox_duplicates: i64 = inbox.try_get(1)?;
     let dead_letters_total: i64 = sqlx::query("SELECT COUNT(*) FROM msg_dead_letters")
         .fetch_one(&mut *conn)
         .await?
@@ -135,6 +141,7 @@ pub(crate) async fn summary(
         outbox_unsent,
         outbox_oldest_unsent_age_ms,
         inbox_processed,
+        inbox_duplicates,
         dead_letters,
         dead_letters_total,
         subscriptions: cursors

@@ -327,6 +327,18 @@ async fn a_duplicate_delivery_is_acknowledged_without_effect() {
     for n in 0..3 {
         assert_eq!(consumer.effects_of(n).await, 1);
     }
+    // Each redelivery is counted on its inbox row, and the summary totals them.
+    assert_eq!(
+        consumer
+            .scalar("SELECT COUNT(*) FROM msg_inbox WHERE duplicates = 1")
+            .await,
+        3
+    );
+    let summary = consumer
+        .get_json("/admin/messaging", Some(&consumer.admin_token()))
+        .await;
+    assert_eq!(summary["inbox_duplicates"], 3, "{summary}");
+    assert_eq!(summary["inbox_processed"], 3, "{summary}");
     // And the consumer still takes new events.
     pair.producer.publish_items([3]).await;
     eventually("the next event is applied", || async {
